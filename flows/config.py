@@ -1,0 +1,304 @@
+"""`configuration.conf` → one typed, validated `Config`, read once.
+
+Every key can be overridden by an environment variable named ``PULSE_<SECTION>_<KEY>`` (upper
+case), e.g. ``PULSE_PIPELINE_LAKE=gs://my-bucket/lake``. With no file and no overrides the result
+is the embedded default: the sample source, a local lake folder, DuckDB and the offline NLP backend.
+
+A wrong key or value raises `ConfigError` before any work starts; its message names the section,
+the key, where it was read from and how to fix it.
+"""
+
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import difflib
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PATH = Path("configuration.conf")
+ENV_PREFIX = "PULSE"
+
+LAKE_SCHEMES = ("file", "gs")
+WAREHOUSE_SCHEMES = ("duckdb", "bigquery")
+NLP_BACKENDS = ("lite", "tweetnlp")
+NLP_DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A configuration key is missing, unknown or has a wrong value."""
+
+
+@dataclass(frozen=True)
+class GcpConfig:
+    """The original project's `[gcp_config]`: where the lake and the warehouse live on GCP."""
+
+    project_id: str = ""
+    data_lake_bucket: str = ""
+    bucket_filename: str = ""  # a prefix inside the bucket (the original wrote one file here)
+    bq_dataset: str = ""
+    bq_table: str = ""  # kept for old files; the warehouse tables are named by DESIGN.md
+
+
+@dataclass(frozen=True)
+class PrefectConfig:
+    """The original project's `[prefect_config]`: names of the Prefect blocks to use on GCP."""
+
+    gcp_credentials: str = ""
+    gcs_bucket_block_name: str = ""
+
+
+@dataclass(frozen=True)
+class TwitterConfig:
+    """The original project's `[twitter_config]`: what to follow, and how much per source per run."""
+
+    hashtag: str = "dataengineering"
+    limit: int = 0  # 0: no limit
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """`[pipeline]`: which sources to read and where the lake and the warehouse are."""
+
+    sources: tuple[str, ...] = ("sample",)
+    lake: str = "data/lake"
+    warehouse: str = "duckdb:///data/warehouse.duckdb"
+    nlp_backend: str = "lite"
+    nlp_device: str = "auto"
+    nlp_batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration. Build it with `load_config`."""
+
+    twitter: TwitterConfig = field(default_factory=TwitterConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    gcp: GcpConfig = field(default_factory=GcpConfig)
+    prefect: PrefectConfig = field(default_factory=PrefectConfig)
+    # typed settings of each source, by source name (see flows.sources.SOURCE_SETTINGS)
+    source_settings: Mapping[str, Any] = field(default_factory=dict)
+    origin: str = "embedded default"
+
+    @property
+    def hashtag(self) -> str:
+        return self.twitter.hashtag
+
+    @property
+    def limit(self) -> int | None:
+        return self.twitter.limit or None
+
+    @property
+    def lake(self) -> str:
+        """The lake URL: a local folder (absolute) or ``gs://bucket/prefix``."""
+        if self.pipeline.lake != PipelineConfig.lake or not self.gcp.data_lake_bucket:
+            return _absolute_lake(self.pipeline.lake)
+        prefix = self.gcp.bucket_filename.strip("/")
+        return f"gs://{self.gcp.data_lake_bucket}" + (f"/{prefix}" if prefix else "")
+
+    @property
+    def warehouse(self) -> str:
+        """The warehouse URL: ``duckdb:///path`` or ``bigquery://project/dataset``."""
+        if self.pipeline.warehouse != PipelineConfig.warehouse or not (
+            self.gcp.project_id and self.gcp.bq_dataset
+        ):
+            return self.pipeline.warehouse
+        return f"bigquery://{self.gcp.project_id}/{self.gcp.bq_dataset}"
+
+    def settings(self, source: str) -> Any:
+        return self.source_settings[source]
+
+
+_SECTIONS: dict[str, type] = {
+    "twitter_config": TwitterConfig,
+    "pipeline": PipelineConfig,
+    "gcp_config": GcpConfig,
+    "prefect_config": PrefectConfig,
+}
+
+
+def _absolute_lake(lake: str) -> str:
+    if lake.startswith("gs://"):
+        return lake.rstrip("/")
+    return str(Path(lake.removeprefix("file://")).expanduser().resolve())
+
+
+def parse_section(cls: type, values: Mapping[str, str], section: str, where: str) -> Any:
+    """Build dataclass `cls` from the string values of one INI section, checking every key.
+
+    Sources use this for their own sections, so that all sections fail the same way.
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for key, raw in values.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"[{section}] {key}: unknown key in {where}.{hint} "
+                f"Known keys: {', '.join(fields)}."
+            )
+        kwargs[key] = _convert(raw, hints[key], section, key, where)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a settings class's own __post_init__ check
+        raise ConfigError(f"[{section}] {exc} (in {where})") from exc
+
+
+def _convert(raw: str, hint: Any, section: str, key: str, where: str) -> Any:
+    raw = raw.strip()
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):  # `X | None`
+        if raw == "":
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        origin = typing.get_origin(hint)
+    if origin is tuple:
+        return tuple(item.strip() for item in re.split(r"[,\n]", raw) if item.strip())
+    if hint is bool:
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"[{section}] {key} = {raw!r} in {where}: expected true or false.")
+    if hint is int:
+        try:
+            return int(raw or 0)
+        except ValueError:
+            raise ConfigError(
+                f"[{section}] {key} = {raw!r} in {where}: expected a whole number."
+            ) from None
+    if hint is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"[{section}] {key} = {raw!r} in {where}: expected a number.") from None
+    return raw
+
+
+def _read_ini(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except configparser.Error as exc:
+        raise ConfigError(
+            f"{path}: not a valid INI file ({exc.message.splitlines()[0]}). "
+            "Start from configuration.conf.example."
+        ) from None
+    return parser
+
+
+def _env_overrides(sections: dict[str, dict[str, str]], known: Mapping[str, type]) -> list[str]:
+    """Apply ``PULSE_<SECTION>_<KEY>`` variables; return the names that were applied."""
+    applied = []
+    for section, cls in known.items():
+        for f in dataclasses.fields(cls):
+            name = f"{ENV_PREFIX}_{section}_{f.name}".upper()
+            if name in os.environ:
+                sections.setdefault(section, {})[f.name] = os.environ[name]
+                applied.append(name)
+    return applied
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the configuration once and validate it.
+
+    Args:
+        path: an INI file. ``None`` reads ``./configuration.conf`` when it exists and otherwise
+            uses the embedded default. A path that was named but does not exist is an error.
+
+    Example:
+        >>> load_config(None).pipeline.nlp_backend
+        'lite'
+    """
+    from flows.sources import SOURCE_SETTINGS  # sources declare their own typed sections
+
+    sections: dict[str, dict[str, str]] = {}
+    where = "the embedded default"
+    if path is not None or DEFAULT_PATH.exists():
+        file = Path(path) if path is not None else DEFAULT_PATH
+        if not file.exists():
+            raise ConfigError(
+                f"{file}: no such configuration file. Copy configuration.conf.example to "
+                f"{file} or leave out --config to run on the embedded default."
+            )
+        parser = _read_ini(file)
+        sections = {name: dict(parser[name]) for name in parser.sections()}
+        where = str(file)
+    known = {**_SECTIONS, **SOURCE_SETTINGS}
+    applied = _env_overrides(sections, known)
+    if applied:
+        where += " + environment " + ", ".join(applied)
+
+    parsed = {
+        name: parse_section(cls, sections.get(name, {}), name, where)
+        for name, cls in _SECTIONS.items()
+    }
+    config = Config(
+        twitter=parsed["twitter_config"],
+        pipeline=parsed["pipeline"],
+        gcp=parsed["gcp_config"],
+        prefect=parsed["prefect_config"],
+        source_settings={
+            name: parse_section(cls, sections.get(name, {}), name, where)
+            for name, cls in SOURCE_SETTINGS.items()
+        },
+        origin=where,
+    )
+    _validate(config, where)
+    return config
+
+
+def _validate(config: Config, where: str) -> None:
+    from flows.sources import SOURCE_SETTINGS
+
+    hashtag = config.twitter.hashtag
+    if not re.fullmatch(r"\w{1,100}", hashtag):
+        raise ConfigError(
+            f"[twitter_config] hashtag = {hashtag!r} in {where}: a hashtag is letters, digits and "
+            "underscores, without '#' (for example: dataengineering)."
+        )
+    if config.twitter.limit < 0:
+        raise ConfigError(f"[twitter_config] limit in {where}: use a positive number, or 0 for none.")
+    p = config.pipeline
+    if not p.sources:
+        raise ConfigError(f"[pipeline] sources in {where}: name at least one source.")
+    for source in p.sources:
+        if source not in SOURCE_SETTINGS:
+            raise ConfigError(
+                f"[pipeline] sources in {where}: unknown source {source!r}. "
+                f"Choose from: {', '.join(SOURCE_SETTINGS)}."
+            )
+    if len(set(p.sources)) != len(p.sources):
+        raise ConfigError(f"[pipeline] sources in {where}: a source is named twice.")
+    lake_scheme = config.lake.split("://", 1)[0] if "://" in config.lake else "file"
+    if lake_scheme not in LAKE_SCHEMES:
+        raise ConfigError(
+            f"[pipeline] lake = {config.lake!r} in {where}: use a folder path or gs://bucket/prefix."
+        )
+    if not re.fullmatch(r"(duckdb:///.+|bigquery://[^/]+/\w+)", config.warehouse):
+        raise ConfigError(
+            f"[pipeline] warehouse = {config.warehouse!r} in {where}: use duckdb:///path/file.duckdb "
+            "or bigquery://project/dataset."
+        )
+    if p.nlp_backend not in NLP_BACKENDS:
+        raise ConfigError(
+            f"[pipeline] nlp_backend = {p.nlp_backend!r} in {where}: choose "
+            + " or ".join(NLP_BACKENDS)
+            + "."
+        )
+    if p.nlp_device not in NLP_DEVICES:
+        raise ConfigError(
+            f"[pipeline] nlp_device = {p.nlp_device!r} in {where}: choose {', '.join(NLP_DEVICES)}."
+        )
+    if p.nlp_batch_size < 1:
+        raise ConfigError(f"[pipeline] nlp_batch_size in {where}: must be at least 1.")

@@ -1,0 +1,111 @@
+"""The two record shapes every stage agrees on: a post, and the NLP result for a post.
+
+Sources map their payloads onto ``POST_SCHEMA``; nothing downstream knows where a post came from
+except the ``source`` column. ``NLP_SCHEMA`` is what a backend returns per text, keyed in the
+warehouse by ``(post_id, model_id)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+POST_SCHEMA = pa.schema(
+    [
+        pa.field("post_id", pa.string(), nullable=False),  # "<source>:<native_id>", globally unique
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("native_id", pa.string(), nullable=False),
+        pa.field("hashtag", pa.string(), nullable=False),  # lower case, without '#'
+        pa.field("url", pa.string()),
+        pa.field("author_handle", pa.string()),
+        pa.field("author_name", pa.string()),
+        pa.field("created_at", UTC_TIMESTAMP, nullable=False),
+        pa.field("collected_at", UTC_TIMESTAMP, nullable=False),
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("lang", pa.string()),
+        pa.field("like_count", pa.int64()),
+        pa.field("repost_count", pa.int64()),
+        pa.field("reply_count", pa.int64()),
+        pa.field("quote_count", pa.int64()),
+        pa.field("is_repost", pa.bool_()),
+        pa.field("in_reply_to", pa.string()),
+        pa.field("hashtags", pa.list_(pa.string())),
+        pa.field("mentions", pa.list_(pa.string())),
+        pa.field("links", pa.list_(pa.string())),
+        pa.field("client", pa.string()),  # the posting app (the original project's `source`)
+    ]
+)
+
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+
+# The 19 labels of cardiffnlp/twitter-roberta-base-dec2021-tweet-topic-multi-all, in its id order.
+TOPIC_LABELS = (
+    "arts_&_culture",
+    "business_&_entrepreneurs",
+    "celebrity_&_pop_culture",
+    "diaries_&_daily_life",
+    "family",
+    "fashion_&_style",
+    "film_tv_&_video",
+    "fitness_&_health",
+    "food_&_dining",
+    "gaming",
+    "learning_&_educational",
+    "music",
+    "news_&_social_concern",
+    "other_hobbies",
+    "relationships",
+    "science_&_technology",
+    "sports",
+    "travel_&_adventure",
+    "youth_&_student_life",
+)
+
+ENTITY_TYPE = pa.struct([pa.field("text", pa.string()), pa.field("type", pa.string())])
+
+# What a backend produces for one text (the classify command writes these beside `text`).
+NLP_RESULT_SCHEMA = pa.schema(
+    [
+        pa.field("sentiment", pa.string(), nullable=False),
+        pa.field("sentiment_score", pa.float64(), nullable=False),
+        pa.field("topic", pa.string(), nullable=False),
+        pa.field("topic_score", pa.float64(), nullable=False),
+        pa.field("topics", pa.list_(pa.string())),
+        pa.field("entities", pa.list_(ENTITY_TYPE)),
+        pa.field("model_id", pa.string(), nullable=False),
+    ]
+)
+
+# A row of the warehouse table `post_nlp`.
+NLP_SCHEMA = pa.schema(
+    [pa.field("post_id", pa.string(), nullable=False)]
+    + list(NLP_RESULT_SCHEMA)
+    + [pa.field("analysed_at", UTC_TIMESTAMP, nullable=False)]
+)
+
+
+def posts_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Build a POST_SCHEMA table from dict rows; missing optional fields become null.
+
+    Raises:
+        ValueError: a row lacks a required field; the message names the field and the post.
+    """
+    rows = list(rows)
+    for row in rows:
+        for field in POST_SCHEMA:
+            if not field.nullable and row.get(field.name) in (None, ""):
+                if field.name == "text" and row.get("text") == "":
+                    continue  # an empty post is still a post
+                raise ValueError(
+                    f"post {row.get('post_id') or row.get('native_id')!r} has no {field.name!r}: "
+                    "every source must fill it (see flows/schema.py)"
+                )
+    return pa.Table.from_pylist(rows, schema=POST_SCHEMA)
+
+
+def empty_posts() -> pa.Table:
+    return POST_SCHEMA.empty_table()
