@@ -209,12 +209,13 @@ def _env_overrides(sections: dict[str, dict[str, str]], known: Mapping[str, type
     return applied
 
 
-def load_config(path: str | Path | None = None) -> Config:
+def load_config(path: str | Path | None = None, *, embedded: bool = False) -> Config:
     """Read the configuration once and validate it.
 
     Args:
         path: an INI file. ``None`` reads ``./configuration.conf`` when it exists and otherwise
             uses the embedded default. A path that was named but does not exist is an error.
+        embedded: ignore ``./configuration.conf`` and start from the embedded default (the demo).
 
     Example:
         >>> load_config(None).pipeline.nlp_backend
@@ -224,7 +225,7 @@ def load_config(path: str | Path | None = None) -> Config:
 
     sections: dict[str, dict[str, str]] = {}
     where = "the embedded default"
-    if path is not None or DEFAULT_PATH.exists():
+    if path is not None or (DEFAULT_PATH.exists() and not embedded):
         file = Path(path) if path is not None else DEFAULT_PATH
         if not file.exists():
             raise ConfigError(

@@ -1,0 +1,105 @@
+"""Analyze: lake → NLP → warehouse. Plain functions; `flows.gcs_to_bq` wraps them for Prefect.
+
+Files the manifest has not marked as loaded into this warehouse with this model are read in
+groups, their posts merged into the warehouse, the posts with no result for the model classified
+(each distinct text once), the results merged, and only then the files marked. A run that stops
+anywhere is finished by the next one, and MERGE makes the repeated part change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm.auto import tqdm
+
+from flows.config import Config
+from flows.lake import Lake
+from flows.nlp import Backend, classify_texts, load_backend
+from flows.schema import NLP_SCHEMA, UTC_TIMESTAMP
+from flows.warehouse import Warehouse, open_warehouse
+
+log = logging.getLogger(__name__)
+
+GROUP_ROWS = 5_000  # posts read, loaded and classified together: bounds memory, fills batches
+
+
+@dataclass
+class AnalyzeReport:
+    """What one analyze run did."""
+
+    files: int = 0
+    posts_loaded: int = 0
+    analysed: int = 0
+    model_id: str = ""
+    warehouse: str = ""
+    sentiment: Counter = field(default_factory=Counter)
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+def _groups(lake: Lake, paths: list[str]) -> Iterator[tuple[list[str], pa.Table]]:
+    """Consecutive files, concatenated until a group holds about GROUP_ROWS posts."""
+    group: list[str] = []
+    tables: list[pa.Table] = []
+    rows = 0
+    for path in paths:
+        table = lake.read_posts(path)
+        group.append(path)
+        tables.append(table)
+        rows += table.num_rows
+        if rows >= GROUP_ROWS:
+            yield group, pa.concat_tables(tables)
+            group, tables, rows = [], [], 0
+    if group:
+        yield group, pa.concat_tables(tables)
+
+
+def analyse_posts(posts: pa.Table, backend: Backend, warehouse: Warehouse) -> pa.Table:
+    """Classify the posts that have no result for the backend's model yet; load and return them."""
+    done = warehouse.analysed_ids(posts.column("post_id").to_pylist(), backend.model_id)
+    if done:
+        posts = posts.filter(pc.invert(pc.is_in(posts.column("post_id"), pa.array(list(done)))))
+    if posts.num_rows == 0:
+        return NLP_SCHEMA.empty_table()
+    chunks = list(classify_texts(backend, posts.column("text").to_pylist()))
+    results = pa.concat_tables(chunks)
+    now = pa.array([datetime.now(timezone.utc)] * posts.num_rows, UTC_TIMESTAMP)
+    table = results.add_column(0, "post_id", posts.column("post_id")).append_column("analysed_at", now)
+    table = table.select(NLP_SCHEMA.names).cast(NLP_SCHEMA)
+    warehouse.load_nlp(table)
+    return table
+
+
+def analyze(config: Config, *, backend: Backend | None = None, progress: bool = False) -> AnalyzeReport:
+    """Load every posts file not yet in the warehouse, with NLP results for the configured model."""
+    lake = Lake(config.lake)
+    backend = backend or load_backend(
+        config.pipeline.nlp_backend, config.pipeline.nlp_device, config.pipeline.nlp_batch_size
+    )
+    report = AnalyzeReport(model_id=backend.model_id)
+    with open_warehouse(config.warehouse) as warehouse:
+        report.warehouse = warehouse.url
+        target = f"{backend.model_id} -> {warehouse.url}"
+        pending = lake.pending_files(target)
+        manifest = lake.manifest()
+        total = sum(manifest[path]["rows"] for path in pending)
+        with tqdm(total=total, desc="analyze", unit=" posts", disable=not progress) as bar:
+            for paths, posts in _groups(lake, pending):
+                report.posts_loaded += warehouse.load_posts(posts)
+                results = analyse_posts(posts, backend, warehouse)
+                report.analysed += results.num_rows
+                report.sentiment.update(results.column("sentiment").to_pylist())
+                lake.mark_loaded(paths, target)
+                report.files += len(paths)
+                bar.update(posts.num_rows)
+        report.totals = warehouse.counts()
+    log.info(
+        "analyze: %d files, %d posts loaded, %d classified with %s into %s",
+        report.files, report.posts_loaded, report.analysed, report.model_id, report.warehouse,
+    )
+    return report

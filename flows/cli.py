@@ -1,0 +1,126 @@
+"""`python -m flows`: the command line. It parses, calls the stages, and formats; nothing more.
+
+Commands run the stages directly (no Prefect server needed); the Prefect flows in
+`flows.web_to_gcs`, `flows.gcs_to_bq` and `flows.pipeline` run the same functions when deployed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from flows.config import DEFAULT_PATH, Config, ConfigError, load_config
+
+COMMANDS = ("demo", "collect", "analyze", "run", "classify", "dashboard")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows",
+        description="Follow what a community says under a hashtag: collect → lake → NLP → warehouse.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="INI configuration (default: ./configuration.conf if present, else the embedded default)",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "demo",
+        parents=[common],
+        help="the whole path on sample posts, locally (embedded default unless --config)",
+    )
+    sub.add_parser("collect", parents=[common], help="sources → lake (flow web-to-gcs)")
+    sub.add_parser("analyze", parents=[common], help="lake → NLP → warehouse (flow gcs-to-bq)")
+    sub.add_parser("run", parents=[common], help="collect, then analyze")
+    classify = sub.add_parser(
+        "classify", parents=[common], help="classify a file of texts, no lake or warehouse needed"
+    )
+    classify.add_argument("input", type=Path, help=".txt (a text per line), .jsonl, .csv or .parquet")
+    classify.add_argument("output", type=Path, help=".csv, .jsonl or .parquet")
+    classify.add_argument("--backend", choices=("lite", "tweetnlp"), default=None)
+    classify.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    dashboard = sub.add_parser("dashboard", parents=[common], help="the local dashboard over the views")
+    dashboard.add_argument("--port", type=int, default=8501)
+    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--warehouse", default=None, help="a warehouse URL instead of the configured one")
+    return parser
+
+
+def _run(config: Config, collect_only: bool = False, analyze_only: bool = False) -> int:
+    from flows.analyze import analyze
+    from flows.collect import collect
+    from flows.lake import Lake
+    from flows.summary import analyze_markdown, collect_markdown
+
+    failed = False
+    if not analyze_only:
+        reports = collect(config, progress=True)
+        print(collect_markdown(config.hashtag, config.lake, reports), end="\n\n")
+        failed = any(r.error for r in reports)
+    if not collect_only:
+        report = analyze(config, progress=True)
+        print(analyze_markdown(report), end="\n\n")
+        print(f"Lake: {Lake(config.lake).count_posts():,} posts in {config.lake}")
+    return 1 if failed else 0
+
+
+def _dashboard_command(config: Config, args: argparse.Namespace) -> str:
+    """The command that opens the dashboard on the warehouse this run filled."""
+    command = "python -m flows dashboard"
+    if args.config is not None:
+        return f"{command} --config {args.config}"
+    if DEFAULT_PATH.exists() and load_config(None).warehouse != config.warehouse:
+        return f"{command} --warehouse {config.warehouse}"
+    return command
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        # the demo runs on the embedded default, whatever ./configuration.conf says
+        config = load_config(args.config, embedded=args.command == "demo")
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command in ("demo", "run"):
+        code = _run(config)
+        print(f"Open the dashboard: {_dashboard_command(config, args)}")
+        return code
+    if args.command == "collect":
+        return _run(config, collect_only=True)
+    if args.command == "analyze":
+        return _run(config, analyze_only=True)
+    if args.command == "classify":
+        from flows.nlp import load_backend
+        from flows.nlp.classify import classify_file
+
+        backend = load_backend(
+            args.backend or config.pipeline.nlp_backend,
+            args.device or config.pipeline.nlp_device,
+            config.pipeline.nlp_batch_size,
+        )
+        try:
+            rows = classify_file(args.input, args.output, backend)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"classify: {exc}", file=sys.stderr)
+            return 2
+        print(f"{rows:,} rows classified with {backend.model_id} → {args.output}")
+        return 0
+    if args.command == "dashboard":
+        from dashboard import run_dashboard
+
+        warehouse = args.warehouse or config.warehouse
+        print(f"Dashboard on http://{args.host}:{args.port} over {warehouse} (Ctrl+C stops it)")
+        return run_dashboard(warehouse, port=args.port, host=args.host)
+    raise AssertionError(args.command)

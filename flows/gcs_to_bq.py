@@ -1,0 +1,31 @@
+"""Prefect flow `gcs-to-bq`: new lake files → NLP → the warehouse (BigQuery or DuckDB)."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+
+from flows.analyze import AnalyzeReport, analyze
+from flows.config import Config, load_config
+from flows.summary import analyze_markdown
+
+
+@task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE)
+def analyze_task(config: Config) -> AnalyzeReport:
+    """A retry picks up the files the failed try did not mark as loaded; MERGE absorbs overlap."""
+    return analyze(config)
+
+
+@flow(name="gcs-to-bq")
+def gcs_to_bq(config_path: str | None = None) -> AnalyzeReport:
+    """Classify and load every lake file that the warehouse does not hold yet."""
+    config = load_config(config_path)
+    report = analyze_task(config)
+    get_run_logger().info("analysed %d posts with %s", report.analysed, report.model_id)
+    create_markdown_artifact(
+        key="gcs-to-bq-summary",
+        markdown=analyze_markdown(report),
+        description=f"posts analysed for #{config.hashtag}",
+    )
+    return report

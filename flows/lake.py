@@ -1,0 +1,244 @@
+"""The data lake: Parquet files of posts plus the state that makes collection incremental.
+
+Layout under the lake root (a local folder or ``gs://bucket/prefix``, through fsspec)::
+
+    posts/source=<source>/date=<YYYY-MM-DD>/<run id>-<seq>.parquet   one file per partition per batch
+    _state/cursors.json      per source and hashtag: the Cursor that holds after the last batch
+    _state/manifest.json     every posts file, its row count, and which (model, warehouse) loaded it
+
+A post's partition follows from its own ``created_at``, which never changes, so a post can only
+ever be a duplicate of a post in the same partition: de-duplication reads the ids of the
+partitions a batch touches, never the whole lake. The ids are kept as 64-bit hashes (8 bytes per
+post) for the rest of the run, so memory stays small as the lake grows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+import fsspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
+
+from flows.schema import POST_SCHEMA
+from flows.sources import Cursor
+
+POSTS_DIR = "posts"
+STATE_DIR = "_state"
+_DAY_US = 86_400 * 1_000_000
+
+
+@dataclass
+class WriteResult:
+    """What one `LakeWriter.write` call did."""
+
+    received: int = 0
+    new: int = 0
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        return self.received - self.new
+
+
+def _hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """64-bit hashes of post ids, computed by DuckDB's vectorized hash (fast, in-process)."""
+    with duckdb.connect() as con:
+        con.register("ids", pa.table({"id": ids}))
+        return con.sql("SELECT hash(id) AS h FROM ids").to_arrow_table().column(0).to_numpy()
+
+
+class Lake:
+    """A lake at `url`: a local folder or ``gs://bucket/prefix`` (needs gcsfs).
+
+    Example:
+        >>> lake = Lake("/tmp/lake")  # doctest: +SKIP
+        >>> with lake.writer("run-1") as writer:  # doctest: +SKIP
+        ...     writer.write(posts).new
+    """
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        self.url = url.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **storage_options)
+        self.root = self.root.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"Lake({self.url!r})"
+
+    # ---------------------------------------------------------------- small atomic JSON state
+    def _path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def _atomic_write(self, path: str, data: bytes) -> None:
+        """Readers see the old file or the new one, never half of one."""
+        if isinstance(self.fs, LocalFileSystem):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        else:  # object stores: a single-request upload is atomic
+            self.fs.pipe_file(path, data)
+
+    def _read_json(self, name: str) -> dict[str, Any]:
+        path = self._path(STATE_DIR, name)
+        if not self.fs.exists(path):
+            return {}
+        with self.fs.open(path, "rb") as handle:
+            return json.load(handle)
+
+    def _write_json(self, name: str, data: dict[str, Any]) -> None:
+        body = json.dumps(data, indent=1, sort_keys=True).encode()
+        self._atomic_write(self._path(STATE_DIR, name), body)
+
+    # ---------------------------------------------------------------- cursors
+    def read_cursor(self, source: str, hashtag: str) -> Cursor:
+        data = self._read_json("cursors.json").get(f"{source}/{hashtag}")
+        return Cursor.from_json(data) if data else Cursor()
+
+    def save_cursor(self, source: str, hashtag: str, cursor: Cursor) -> None:
+        cursors = self._read_json("cursors.json")
+        cursors[f"{source}/{hashtag}"] = cursor.to_json()
+        self._write_json("cursors.json", cursors)
+
+    # ---------------------------------------------------------------- manifest
+    def manifest(self) -> dict[str, dict[str, Any]]:
+        """Lake-relative posts file path → ``{"rows", "run_id", "written_at", "loaded_into"}``."""
+        return self._read_json("manifest.json").get("files", {})
+
+    def _record_files(self, entries: dict[str, dict[str, Any]]) -> None:
+        files = self.manifest()
+        files.update(entries)
+        self._write_json("manifest.json", {"files": files})
+
+    def pending_files(self, target: str) -> list[str]:
+        """Posts files not yet loaded into `target` (a model id and warehouse), oldest first."""
+        files = self.manifest()
+        pending = [path for path, entry in files.items() if target not in entry["loaded_into"]]
+        return sorted(pending, key=lambda path: (files[path]["written_at"], path))
+
+    def mark_loaded(self, paths: list[str], target: str) -> None:
+        files = self.manifest()
+        for path in paths:
+            loaded = files[path]["loaded_into"]
+            if target not in loaded:
+                loaded.append(target)
+        self._write_json("manifest.json", {"files": files})
+
+    def read_posts(self, path: str) -> pa.Table:
+        """One posts file (a lake-relative path from the manifest) as a POST_SCHEMA table."""
+        with self.fs.open(self._path(path), "rb") as handle:
+            return pq.read_table(handle, schema=POST_SCHEMA)
+
+    def count_posts(self) -> int:
+        return sum(entry["rows"] for entry in self.manifest().values())
+
+    # ---------------------------------------------------------------- writing posts
+    def writer(self, run_id: str) -> LakeWriter:
+        return LakeWriter(self, run_id)
+
+    def partition_hashes(self, source: str, day: str) -> np.ndarray:
+        """Sorted hashes of the post ids already stored in one partition."""
+        files = self.fs.glob(self._path(POSTS_DIR, f"source={source}", f"date={day}", "*.parquet"))
+        if not files:
+            return np.empty(0, dtype=np.uint64)
+        ids = [pq.read_table(f, columns=["post_id"], filesystem=self.fs).column(0) for f in files]
+        return np.unique(np.concatenate([_hashes(chunk) for chunk in ids]))
+
+
+class LakeWriter:
+    """Writes batches of one run, de-duplicating against the lake and earlier batches.
+
+    Files are named ``<run id>-<seq>.parquet``: a retried run that reuses its run id rewrites its
+    own files instead of adding copies.
+    """
+
+    def __init__(self, lake: Lake, run_id: str) -> None:
+        self.lake = lake
+        self.run_id = run_id
+        self._seq = 0
+        self._seen: dict[tuple[str, int], np.ndarray] = {}  # (source, day number) → sorted hashes
+
+    def __enter__(self) -> LakeWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._seen.clear()
+
+    def write(self, posts: pa.Table) -> WriteResult:
+        """De-duplicate `posts` on post_id (within the batch and against the lake), then write one
+        Parquet file per (source, date) partition and record them in the manifest."""
+        result = WriteResult(received=posts.num_rows)
+        if posts.num_rows == 0:
+            return result
+        posts = posts.cast(POST_SCHEMA) if not posts.schema.equals(POST_SCHEMA) else posts
+        hashes = _hashes(posts.column("post_id"))
+        _, first = np.unique(hashes, return_index=True)  # first occurrence of each id
+        first.sort()
+        posts, hashes = posts.take(pa.array(first)), hashes[first]
+
+        days = pc.cast(posts.column("created_at"), pa.int64()).to_numpy() // _DAY_US
+        sources = pc.dictionary_encode(posts.column("source")).combine_chunks()
+        codes = sources.indices.to_numpy().astype(np.int64) * 1_000_000 + days
+        order = np.argsort(codes, kind="stable")
+        bounds = np.flatnonzero(np.diff(codes[order])) + 1
+        entries: dict[str, dict[str, Any]] = {}
+        for rows in np.split(order, bounds):
+            source = sources.dictionary[sources.indices[rows[0]].as_py()].as_py()
+            day = int(days[rows[0]])
+            new_rows = rows[self._is_new(source, day, hashes[rows])]
+            if len(new_rows) == 0:
+                continue
+            path = self._write_partition(source, day, posts.take(pa.array(np.sort(new_rows))))
+            entries[path] = {
+                "rows": len(new_rows),
+                "run_id": self.run_id,
+                "written_at": datetime.now(timezone.utc).isoformat(),
+                "loaded_into": [],
+            }
+            result.new += len(new_rows)
+        self._seq += 1
+        if entries:
+            self.lake._record_files(entries)
+            result.files = sorted(entries)
+        return result
+
+    def _is_new(self, source: str, day: int, hashes: np.ndarray) -> np.ndarray:
+        key = (source, day)
+        if key not in self._seen:
+            self._seen[key] = self.lake.partition_hashes(source, _day_str(day))
+        seen = self._seen[key]
+        if len(seen):
+            idx = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
+            new = seen[idx] != hashes
+        else:
+            new = np.ones(len(hashes), dtype=bool)
+        self._seen[key] = np.union1d(seen, hashes[new])
+        return new
+
+    def _write_partition(self, source: str, day: int, table: pa.Table) -> str:
+        relative = f"{POSTS_DIR}/source={source}/date={_day_str(day)}/{self.run_id}-{self._seq:05d}.parquet"
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        self.lake._atomic_write(self.lake._path(relative), sink.getvalue().to_pybytes())
+        return relative
+
+
+def _day_str(day: int) -> str:
+    return (np.datetime64(day, "D")).astype(str)
+
+
+def iter_pending(lake: Lake, target: str) -> Iterator[tuple[str, pa.Table]]:
+    """Yield ``(path, posts)`` for each file not yet loaded into `target`."""
+    for path in lake.pending_files(target):
+        yield path, lake.read_posts(path)

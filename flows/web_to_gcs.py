@@ -1,0 +1,35 @@
+"""Prefect flow `web-to-gcs`: every configured source → the lake (GCS bucket or local folder)."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+from prefect.runtime import flow_run
+
+from flows.collect import SourceReport, collect_source
+from flows.config import Config, load_config
+from flows.summary import collect_markdown
+
+
+@task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE, task_run_name="collect-{name}")
+def collect_source_task(config: Config, name: str, run_id: str) -> SourceReport:
+    """One source into the lake; a retry resumes from the cursor the failed try saved."""
+    return collect_source(config, name, run_id)
+
+
+@flow(name="web-to-gcs")
+def web_to_gcs(config_path: str | None = None) -> list[SourceReport]:
+    """Collect the configured hashtag from every configured source into the lake."""
+    config = load_config(config_path)
+    run_id = f"run-{flow_run.id}"  # the same across task retries: a retry rewrites its own files
+    reports = [collect_source_task(config, name, run_id) for name in config.pipeline.sources]
+    get_run_logger().info(
+        "collected %d posts, %d new", sum(r.fetched for r in reports), sum(r.new for r in reports)
+    )
+    create_markdown_artifact(
+        key="web-to-gcs-summary",
+        markdown=collect_markdown(config.hashtag, config.lake, reports),
+        description=f"posts collected for #{config.hashtag}",
+    )
+    return reports

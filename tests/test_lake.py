@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from conftest import make_post
+from flows.lake import Lake
+from flows.schema import POST_SCHEMA, posts_table
+from flows.sources import Cursor
+
+
+def test_write_partitions_by_source_and_created_date(tmp_path, posts):
+    lake = Lake(str(tmp_path))
+    table = pa.concat_tables([posts(range(3), day=0), posts(range(3, 5), day=2), posts(range(2), source="mastodon")])
+    with lake.writer("r1") as writer:
+        result = writer.write(table)
+    assert (result.received, result.new) == (7, 7)
+    assert result.files == [
+        "posts/source=mastodon/date=2026-11-01/r1-00000.parquet",
+        "posts/source=x/date=2026-11-01/r1-00000.parquet",
+        "posts/source=x/date=2026-11-03/r1-00000.parquet",
+    ]
+    stored = pq.read_table(tmp_path / result.files[1])
+    assert stored.schema.equals(POST_SCHEMA, check_metadata=False)
+    assert stored.column("post_id").to_pylist() == ["x:0", "x:1", "x:2"]
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]  # atomic: no leftovers
+
+
+def test_duplicates_within_a_batch_and_against_the_lake_are_dropped(tmp_path, posts):
+    lake = Lake(str(tmp_path))
+    with lake.writer("r1") as writer:
+        first = writer.write(pa.concat_tables([posts(range(5)), posts([1, 2])]))
+        again = writer.write(posts(range(3, 8)))  # overlaps the batch before, same run
+    assert (first.new, first.duplicates) == (5, 2)
+    assert (again.new, again.duplicates) == (3, 2)
+    with lake.writer("r2") as writer:  # a new run reads what the lake holds
+        third = writer.write(posts(range(10)))
+    assert (third.new, third.duplicates) == (2, 8)
+    ids = pq.read_table(tmp_path / "posts", partitioning=None).column("post_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 10
+    assert lake.count_posts() == 10
+
+
+def test_rerunning_the_same_writes_changes_nothing(tmp_path, posts):
+    lake = Lake(str(tmp_path))
+    for _ in range(2):
+        with lake.writer("same-run") as writer:
+            writer.write(posts(range(20), day=1))
+    ids = pq.read_table(tmp_path / "posts", partitioning=None).column("post_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 20
+    assert len(lake.manifest()) == 1
+
+
+def test_first_occurrence_wins_within_a_batch(tmp_path):
+    lake = Lake(str(tmp_path))
+    table = posts_table([make_post(1, like_count=5), make_post(1, like_count=99)])
+    with lake.writer("r") as writer:
+        path = writer.write(table).files[0]
+    assert lake.read_posts(path).column("like_count").to_pylist() == [5]
+
+
+def test_cursors_round_trip_per_source_and_hashtag(tmp_path):
+    lake = Lake(str(tmp_path))
+    assert lake.read_cursor("x", "dataengineering") == Cursor()
+    cursor = Cursor(newest_id="42", newest_time=datetime(2026, 11, 2, tzinfo=timezone.utc), resume="tok")
+    lake.save_cursor("x", "dataengineering", cursor)
+    lake.save_cursor("x", "duckdb", Cursor(newest_id="7"))
+    assert Lake(str(tmp_path)).read_cursor("x", "dataengineering") == cursor
+    assert lake.read_cursor("x", "duckdb").newest_id == "7"
+
+
+def test_manifest_tracks_what_each_target_has_loaded(tmp_path, posts):
+    lake = Lake(str(tmp_path))
+    with lake.writer("r1") as writer:
+        files = writer.write(pa.concat_tables([posts(range(3)), posts(range(3, 6), day=1)])).files
+    assert lake.pending_files("lite -> duckdb:///a") == files
+    lake.mark_loaded(files[:1], "lite -> duckdb:///a")
+    assert lake.pending_files("lite -> duckdb:///a") == files[1:]
+    assert lake.pending_files("other-model -> duckdb:///a") == files
+    assert lake.read_posts(files[1]).num_rows == 3
+
+
+def test_relative_lake_path_and_url_forms(tmp_path, posts, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    lake = Lake("file://" + os.path.join(str(tmp_path), "lake"))
+    with lake.writer("r") as writer:
+        writer.write(posts([1]))
+    assert (tmp_path / "lake" / "posts" / "source=x").is_dir()
