@@ -1,4 +1,4 @@
-"""Collect: sources → lake. Plain functions; `flows.web_to_gcs` wraps them for Prefect.
+"""Collect: sources → normalize → lake. Plain functions; `flows.web_to_gcs` wraps them for Prefect.
 
 Each batch is written to the lake before its cursor is saved, so a run that stops anywhere
 resumes after the last batch that landed, and a batch seen twice is de-duplicated by the lake.
@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from flows.config import Config
 from flows.lake import Lake
+from flows.normalize import normalize
 from flows.sources import Cursor, SourceError, make_source
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def collect_source(
     try:
         with lake.writer(f"{run_id}-{name}") as writer:
             for batch in source.fetch(config.hashtag, cursor, config.limit):
-                written = writer.write(batch.posts)
+                written = writer.write(normalize(batch.posts))
                 lake.save_cursor(name, config.hashtag, batch.cursor)
                 report.cursor_after = batch.cursor
                 report.fetched += written.received

@@ -124,8 +124,8 @@ _SECTIONS: dict[str, type] = {
 
 
 def _absolute_lake(lake: str) -> str:
-    if lake.startswith("gs://"):
-        return lake.rstrip("/")
+    if "://" in lake and not lake.startswith("file://"):
+        return lake.rstrip("/")  # gs://, or a scheme that validation rejects
     return str(Path(lake.removeprefix("file://")).expanduser().resolve())
 
 

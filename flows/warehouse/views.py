@@ -1,12 +1,13 @@
 """The warehouse's SQL, written once for every engine: table columns, the load MERGE, the views.
 
 The column lists come from `flows.schema`, so a column added there reaches the tables, the MERGE
-and `posts_enriched` without an edit here. The SQL is the DuckDB dialect restricted to forms with a
-standard (and BigQuery) equivalent, so that an engine other than DuckDB can run it through a
-transpiler (sqlglot ``read="duckdb"``): ``CAST``, ``COALESCE``, ``CASE``, ``ROW_NUMBER() OVER``,
-``CROSS JOIN UNNEST(...) AS alias(column)`` (the column named bare, never ``alias.column``, which
-BigQuery lacks), ``AT TIME ZONE``, ``MERGE``; no ``QUALIFY``, no ``FILTER``, no ``::`` casts. Table and view names go through a ``ref`` function so that an engine
-can qualify them (``project.dataset.name``).
+and `posts_enriched` without an edit here. The SQL is the DuckDB dialect restricted to forms that
+have a standard (and BigQuery) equivalent, so that another engine can run it through a transpiler
+(sqlglot ``read="duckdb"``): ``CAST``, ``COALESCE``, ``CASE``, ``ROW_NUMBER() OVER``, ``AT TIME
+ZONE``, ``MERGE``, ``CROSS JOIN UNNEST(...) AS alias(column)`` with the column then named bare
+(BigQuery has no ``alias.column`` there); no ``QUALIFY``, no ``FILTER``, no ``::`` casts. Table
+and view names go through a ``ref`` function so that an engine can qualify them
+(``project.dataset.name``).
 
 Views pick, per post, ONE NLP result: the latest ``analysed_at``, ties going to the greatest
 ``model_id``. They are day-grain with the dimension columns ``day``, ``source``, ``hashtag`` and

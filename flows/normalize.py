@@ -1,0 +1,42 @@
+"""Clean a batch of posts before it lands, whatever source it came from.
+
+Vectorized over the whole batch (pyarrow compute): text in Unicode NFC without control
+characters or surrounding blanks, hashtags lower case without '#', handles without '@'.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flows.schema import POST_SCHEMA
+
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
+
+
+def _tags(column: pa.ChunkedArray, prefix: str, lower: bool) -> pa.ChunkedArray:
+    """Apply a string clean-up to every element of a list<string> column, keeping the lists."""
+    chunks = []
+    for chunk in column.chunks:
+        values = pc.utf8_ltrim(chunk.values, characters=prefix)
+        values = pc.utf8_lower(values) if lower else values
+        chunks.append(pa.ListArray.from_arrays(chunk.offsets, values, mask=chunk.is_null()))
+    return pa.chunked_array(chunks, type=column.type)
+
+
+def normalize(posts: pa.Table) -> pa.Table:
+    """Return `posts` in POST_SCHEMA with cleaned text, hashtags and handles."""
+    posts = posts if posts.schema.equals(POST_SCHEMA) else posts.cast(POST_SCHEMA)
+    text = pc.utf8_normalize(posts.column("text"), "NFC")
+    text = pc.utf8_trim_whitespace(pc.replace_substring_regex(text, _CONTROL, ""))
+    columns = {
+        "text": text,
+        "hashtag": pc.utf8_lower(pc.utf8_ltrim(posts.column("hashtag"), characters="#")),
+        "author_handle": pc.utf8_ltrim(posts.column("author_handle"), characters="@"),
+        "lang": pc.utf8_lower(posts.column("lang")),
+        "hashtags": _tags(posts.column("hashtags"), "#", lower=True),
+        "mentions": _tags(posts.column("mentions"), "@", lower=False),
+    }
+    for name, column in columns.items():
+        posts = posts.set_column(POST_SCHEMA.get_field_index(name), POST_SCHEMA.field(name), column)
+    return posts

@@ -1,0 +1,148 @@
+"""The warehouse in one DuckDB file: the embedded default, no account needed.
+
+Concurrency: DuckDB lets one process write a file, or several processes read it, never both at
+once. The local dashboard (another process) reads while a flow may write, so no connection
+outlives one operation: a load opens a read-write connection, merges in one transaction and
+closes; `query`, `counts` and `analysed_ids` open read-only connections, so that readers never
+block each other. An operation that finds the file held by another process retries with a
+growing pause for up to ``lock_timeout`` seconds, then raises `WarehouseLockedError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from flows.warehouse import Warehouse, WarehouseError, WarehouseLockedError
+from flows.warehouse.views import (
+    POST_NLP,
+    POSTS,
+    TABLES,
+    TableSpec,
+    create_table_sql,
+    create_views_sql,
+    merge_sql,
+)
+
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+def _is_lock_conflict(exc: duckdb.Error) -> bool:
+    message = str(exc)
+    # Another process holds the file; or, in this process, a connection opened in the other
+    # mode (read-only vs read-write) is still open.
+    return "Could not set lock" in message or "different configuration" in message
+
+
+class DuckDBWarehouse(Warehouse):
+    """The warehouse in the DuckDB file at `path` (its folder is created).
+
+    Args:
+        path: the database file; relative paths are taken from the working directory now.
+        lock_timeout: seconds to keep retrying while another process holds the file.
+    """
+
+    def __init__(self, path: str | Path, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.url = f"duckdb:///{self.path}"
+        self.lock_timeout = lock_timeout
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect(read_only=False) as con:
+            for table in TABLES:
+                con.execute(create_table_sql(table))
+            for statement in create_views_sql():
+                con.execute(statement)
+
+    def __repr__(self) -> str:
+        return f"DuckDBWarehouse({str(self.path)!r})"
+
+    @contextmanager
+    def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._closed:
+            raise WarehouseError(f"{self!r} is closed")
+        deadline = time.monotonic() + self.lock_timeout
+        pause = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+                break
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                if not _is_lock_conflict(exc):
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WarehouseLockedError(
+                        f"{self.path} is held by another process (DuckDB allows one writer, and "
+                        f"no reader while it writes); gave up after {self.lock_timeout:g} s. "
+                        f"Stop that process or retry when it is done. DuckDB said: {exc}"
+                    ) from exc
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, 1.0)
+        try:
+            # Timestamps come back in UTC, as POST_SCHEMA has them, whatever the machine's zone.
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    def _load(self, table: TableSpec, rows: pa.Table) -> int:
+        missing = [name for name in table.schema.names if name not in rows.column_names]
+        if missing:
+            raise WarehouseError(
+                f"rows for {table.name} lack the columns {', '.join(missing)} (see flows/schema.py)"
+            )
+        staged = rows.select(table.schema.names).cast(table.schema)
+        if staged.num_rows == 0:
+            return 0
+        with self._connect(read_only=False) as con:
+            con.register("staging", staged)
+            con.execute("BEGIN TRANSACTION")
+            before = _count(con, table.name)
+            con.execute(merge_sql(table, "staging"))
+            inserted = _count(con, table.name) - before
+            con.execute("COMMIT")
+        return inserted
+
+    def load_posts(self, posts: pa.Table) -> int:
+        return self._load(POSTS, posts)
+
+    def load_nlp(self, results: pa.Table) -> int:
+        return self._load(POST_NLP, results)
+
+    def analysed_ids(self, post_ids: Sequence[str], model_id: str) -> set[str]:
+        if len(post_ids) == 0:  # also a pyarrow or numpy array, whose truth is ambiguous
+            return set()
+        wanted = pa.table({"post_id": pa.array(post_ids, pa.string())})
+        with self._connect(read_only=True) as con:
+            con.register("wanted", wanted)
+            rows = con.execute(
+                "SELECT DISTINCT n.post_id FROM post_nlp AS n"
+                " JOIN wanted AS w ON w.post_id = n.post_id WHERE n.model_id = ?",
+                [model_id],
+            ).fetchall()
+        return {post_id for (post_id,) in rows}
+
+    def counts(self) -> dict[str, int]:
+        with self._connect(read_only=True) as con:
+            return {table.name: _count(con, table.name) for table in TABLES}
+
+    def query(self, sql: str, params: Sequence | None = None) -> pa.Table:
+        with self._connect(read_only=True) as con:
+            try:
+                return con.sql(sql, params=params).to_arrow_table()
+            except duckdb.Error as exc:
+                raise WarehouseError(f"query on {self.path} failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    (n,) = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+    return n

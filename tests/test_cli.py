@@ -1,0 +1,92 @@
+"""`python -m flows` end to end, as a user runs it, in a fresh folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).parent.parent
+
+
+def cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [sys.executable, "-m", "flows", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return done
+
+
+def warehouse_counts(path: Path) -> tuple[int, int]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        posts = con.sql("SELECT count(*), count(DISTINCT post_id) FROM posts").fetchone()
+        nlp = con.sql("SELECT count(*) FROM post_nlp").fetchone()[0]
+    assert posts[0] == posts[1]
+    return posts[0], nlp
+
+
+def test_demo_runs_the_whole_path_and_a_second_run_adds_nothing(tmp_path):
+    env = {"PULSE_SAMPLE_POSTS": "600", "PULSE_SAMPLE_BATCH_SIZE": "250"}
+    first = cli("demo", cwd=tmp_path, **env)
+    assert first.returncode == 0, first.stderr
+    assert "| sample | 600 |" in first.stdout
+    assert re.search(r"Lake: [\d,]+ posts in " + re.escape(str(tmp_path / "data" / "lake")), first.stdout)
+    assert "Open the dashboard: python -m flows dashboard" in first.stdout
+
+    lake_ids = pq.read_table(tmp_path / "data" / "lake" / "posts", partitioning=None).column("post_id")
+    assert len(lake_ids) == len(set(lake_ids.to_pylist())) < 600  # exact duplicates dropped
+    posts, results = warehouse_counts(tmp_path / "data" / "warehouse.duckdb")
+    assert posts == results == len(lake_ids)
+    cursors = json.loads((tmp_path / "data" / "lake" / "_state" / "cursors.json").read_text())
+    assert cursors["sample/dataengineering"]["newest_id"] == "599"
+
+    second = cli("demo", cwd=tmp_path, **env)
+    assert second.returncode == 0, second.stderr
+    assert "| sample | 0 | 0 |" in second.stdout
+    assert "| posts analysed | 0 |" in second.stdout
+    assert warehouse_counts(tmp_path / "data" / "warehouse.duckdb") == (posts, results)
+
+
+def test_collect_then_analyze_with_a_config_file_and_a_limit(tmp_path):
+    conf = tmp_path / "my.conf"
+    conf.write_text(
+        f"[twitter_config]\nlimit = 150\n[pipeline]\nlake = {tmp_path / 'lake'}\n"
+        f"warehouse = duckdb:///{tmp_path / 'w.duckdb'}\n[sample]\nposts = 200\n"
+    )
+    one = cli("collect", "--config", str(conf), cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    assert "| sample | 150 |" in one.stdout and "resume 150" in one.stdout
+    two = cli("collect", "--config", str(conf), cwd=tmp_path)
+    assert "| sample | 50 |" in two.stdout  # resumed where the limit stopped it
+    analysed = cli("analyze", "--config", str(conf), cwd=tmp_path)
+    assert analysed.returncode == 0, analysed.stderr
+    assert not (tmp_path / "data").exists()  # nothing written outside the configured places
+
+
+def test_a_configuration_error_stops_before_any_work(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("[pipeline]\nsources = sample, myspace\n")
+    done = cli("run", "--config", str(conf), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "unknown source 'myspace'" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.conf"]
+
+
+def test_classify_command_needs_no_lake_or_warehouse(tmp_path):
+    source = tmp_path / "texts.txt"
+    source.write_text("I love this new release, amazing work!\nThe pipeline is down again, awful.\n")
+    done = cli("classify", str(source), str(tmp_path / "out.jsonl"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["sentiment"] for r in rows] == ["positive", "negative"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "texts.txt"]
