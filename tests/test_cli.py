@@ -29,8 +29,8 @@ def cli(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
 
 def warehouse_counts(path: Path) -> tuple[int, int]:
     with duckdb.connect(str(path), read_only=True) as con:
-        posts = con.sql("SELECT count(*), count(DISTINCT post_id) FROM posts").fetchone()
-        nlp = con.sql("SELECT count(*) FROM post_nlp").fetchone()[0]
+        posts = con.execute("SELECT count(*), count(DISTINCT post_id) FROM posts").fetchone()
+        nlp = con.execute("SELECT count(*) FROM post_nlp").fetchone()[0]
     assert posts[0] == posts[1]
     return posts[0], nlp
 
