@@ -6,6 +6,8 @@ characters or surrounding blanks, hashtags lower case without '#', handles witho
 
 from __future__ import annotations
 
+import unicodedata
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -24,11 +26,31 @@ def _tags(column: pa.ChunkedArray, prefix: str, lower: bool) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, type=column.type)
 
 
+def _only_where(mask: pa.Array, values: pa.Array, fix) -> pa.Array:
+    """`fix` applied to the masked values only: most texts need no fix, and the fixes are slow."""
+    if not pc.any(mask).as_py():
+        return values
+    return pc.replace_with_mask(values, mask, fix(pc.filter(values, mask)))
+
+
+def _clean_text(text: pa.ChunkedArray) -> pa.Array:
+    text = text.combine_chunks()
+    # CPython's normalize returns at once for text already in NFC (nearly all); Arrow's does not.
+    text = _only_where(
+        pc.invert(pc.string_is_ascii(text)),
+        text,
+        lambda t: pa.array([unicodedata.normalize("NFC", s) for s in t.to_pylist()], pa.string()),
+    )
+    text = _only_where(
+        pc.match_substring_regex(text, _CONTROL), text, lambda t: pc.replace_substring_regex(t, _CONTROL, "")
+    )
+    return pc.utf8_trim_whitespace(text)
+
+
 def normalize(posts: pa.Table) -> pa.Table:
     """Return `posts` in POST_SCHEMA with cleaned text, hashtags and handles."""
     posts = posts if posts.schema.equals(POST_SCHEMA) else posts.cast(POST_SCHEMA)
-    text = pc.utf8_normalize(posts.column("text"), "NFC")
-    text = pc.utf8_trim_whitespace(pc.replace_substring_regex(text, _CONTROL, ""))
+    text = _clean_text(posts.column("text"))
     columns = {
         "text": text,
         "hashtag": pc.utf8_lower(pc.utf8_ltrim(posts.column("hashtag"), characters="#")),
