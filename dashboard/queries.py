@@ -1,0 +1,168 @@
+"""The dashboard's SQL over the warehouse views, with the sidebar filters as bound parameters.
+
+Every query reads views only and re-aggregates their day-grain rows by summing ``posts``. User
+choices never enter the SQL text: a filter adds ``column IN (?, ?)`` with one placeholder per
+chosen value, and the values travel as parameters. The SQL keeps to forms every engine has
+(``SUM(CASE ...)``, ``COUNT(DISTINCT ...)``), like the views themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+# A statement and its parameters, hashable so that the page can cache results by it.
+Query = tuple[str, tuple]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the sidebar selects; an empty choice means no restriction."""
+
+    start: date | None = None
+    end: date | None = None
+    sources: tuple[str, ...] = ()
+    hashtags: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+
+    def where(self) -> tuple[str, tuple]:
+        """A ``WHERE`` clause over the views' dimension columns, and its parameters."""
+        clauses: list[str] = []
+        params: list = []
+        if self.start is not None:
+            clauses.append("day >= ?")
+            params.append(self.start)
+        if self.end is not None:
+            clauses.append("day <= ?")
+            params.append(self.end)
+        for column, values in (
+            ("source", self.sources),
+            ("hashtag", self.hashtags),
+            ("topic", self.topics),
+        ):
+            if values:
+                clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
+                params.extend(values)
+        return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), tuple(params)
+
+
+def _count(label: str) -> str:
+    return f"SUM(CASE WHEN sentiment = '{label}' THEN 1 ELSE 0 END)"
+
+
+def headline(filters: Filters) -> Query:
+    """One row: posts, authors, sources, analysed, positive, negative, first/last day, and when
+    posts were last collected and analysed."""
+    where, params = filters.where()
+    sql = f"""
+        SELECT
+            COUNT(*) AS posts,
+            COUNT(DISTINCT author_handle) AS authors,
+            COUNT(DISTINCT source) AS sources,
+            COUNT(sentiment) AS analysed,
+            {_count("positive")} AS positive,
+            {_count("negative")} AS negative,
+            MIN(day) AS first_day,
+            MAX(day) AS last_day,
+            MAX(collected_at) AS last_collected,
+            MAX(analysed_at) AS last_analysed
+        FROM posts_enriched
+        {where}"""
+    return sql, params
+
+
+def facets() -> Query:
+    """The values the sidebar offers (``facet``, ``value``, ``posts``), most posts first."""
+    sql = """
+        SELECT facet, value, posts FROM (
+            SELECT 'source' AS facet, source AS value, COUNT(*) AS posts
+            FROM posts_enriched GROUP BY source
+            UNION ALL
+            SELECT 'hashtag' AS facet, hashtag AS value, COUNT(*) AS posts
+            FROM posts_enriched GROUP BY hashtag
+            UNION ALL
+            SELECT 'topic' AS facet, topic AS value, COUNT(*) AS posts
+            FROM posts_enriched WHERE topic IS NOT NULL GROUP BY topic
+        ) AS choices
+        ORDER BY facet, posts DESC, value"""
+    return sql, ()
+
+
+def sentiment_by_day(filters: Filters) -> Query:
+    """Posts per day and sentiment (null sentiment: not analysed yet)."""
+    where, params = filters.where()
+    sql = f"""
+        SELECT day, sentiment, CAST(SUM(posts) AS BIGINT) AS posts
+        FROM daily_sentiment
+        {where}
+        GROUP BY day, sentiment
+        ORDER BY day, sentiment"""
+    return sql, params
+
+
+def topics_by_day(filters: Filters) -> Query:
+    """Posts per day and topic label, with their counts per sentiment."""
+    where, params = filters.where()
+    sql = f"""
+        SELECT
+            day, topic,
+            CAST(SUM(posts) AS BIGINT) AS posts,
+            CAST(SUM(positive) AS BIGINT) AS positive,
+            CAST(SUM(neutral) AS BIGINT) AS neutral,
+            CAST(SUM(negative) AS BIGINT) AS negative
+        FROM topic_trends
+        {where}
+        GROUP BY day, topic
+        ORDER BY day, topic"""
+    return sql, params
+
+
+def top_entities(filters: Filters, limit: int) -> Query:
+    """The most mentioned entities, with the net sentiment of the posts that mention them.
+
+    A name that a backend typed two ways is one entity: the chart has one bar per name.
+    """
+    where, params = filters.where()
+    sql = f"""
+        SELECT
+            entity, MAX(entity_type) AS entity_type,
+            CAST(SUM(posts) AS BIGINT) AS posts,
+            SUM(net_sentiment * posts) / SUM(posts) AS net_sentiment
+        FROM top_entities
+        {where}
+        GROUP BY entity
+        ORDER BY posts DESC, entity
+        LIMIT ?"""
+    return sql, (*params, limit)
+
+
+def top_authors(filters: Filters, limit: int) -> Query:
+    """The authors with the most posts, and the engagement those posts drew."""
+    where, params = filters.where()
+    sql = f"""
+        SELECT
+            author_handle, MAX(author_name) AS author_name,
+            CAST(SUM(posts) AS BIGINT) AS posts,
+            CAST(SUM(likes) AS BIGINT) AS likes,
+            CAST(SUM(engagement) AS BIGINT) AS engagement
+        FROM top_authors
+        {where}
+        GROUP BY author_handle
+        ORDER BY posts DESC, engagement DESC, author_handle
+        LIMIT ?"""
+    return sql, (*params, limit)
+
+
+def top_posts(filters: Filters, limit: int) -> Query:
+    """The original posts (reposts left out) that drew the most engagement."""
+    where, params = filters.where()
+    not_repost = "COALESCE(is_repost, FALSE) = FALSE"
+    where = f"{where} AND {not_repost}" if where else f"WHERE {not_repost}"
+    sql = f"""
+        SELECT
+            created_at, author_handle, text, sentiment, engagement, like_count, url
+        FROM top_posts
+        {where}
+        ORDER BY engagement DESC, created_at DESC, post_id
+        LIMIT ?"""
+    return sql, (*params, limit)
