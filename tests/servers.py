@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +18,40 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def answers(url: str, expected: str | None = None) -> bool:
+    """The URL answers 200 (and, when given, with exactly `expected` as its body)."""
+    try:
+        response = httpx.get(url, timeout=2)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200 and (expected is None or response.text == expected)
+
+
+@contextmanager
+def running(
+    command: list[str], env: dict[str, str], log: Path, ready: Callable[[], bool], timeout: float
+) -> Iterator[subprocess.Popen]:
+    """Start `command`, wait until `ready()`, and stop it (SIGTERM, then SIGKILL) on exit."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready():
+                if process.poll() is not None:
+                    raise RuntimeError(f"{command[:4]} exited: {log.read_text()[-3000:]}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{command[:4]} not ready after {timeout:g} s: {log.read_text()[-3000:]}")
+                time.sleep(0.5)
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise
 
 
 @contextmanager
@@ -31,30 +65,7 @@ def prefect_server(home: Path, timeout: float = 240) -> Iterator[str]:
         "PREFECT_SERVER_UI_ENABLED": "false",
     }
     env.pop("PREFECT_API_URL", None)
-    log = (home / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}/api"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"prefect server exited: {(home / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"prefect server not healthy after {timeout}s")
-            time.sleep(1)
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with running(command, env, home / "server.log", lambda: answers(f"{url}/health"), timeout):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
