@@ -80,19 +80,7 @@ def _dashboard_command(config: Config, args: argparse.Namespace) -> str:
     return command
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        # the demo runs on the embedded default, whatever ./configuration.conf says
-        config = load_config(args.config, embedded=args.command == "demo")
-    except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-
+def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command in ("demo", "run"):
         code = _run(config)
         print(f"Open the dashboard: {_dashboard_command(config, args)}")
@@ -110,11 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             args.device or config.pipeline.nlp_device,
             config.pipeline.nlp_batch_size,
         )
-        try:
-            rows = classify_file(args.input, args.output, backend)
-        except (ValueError, FileNotFoundError) as exc:
-            print(f"classify: {exc}", file=sys.stderr)
-            return 2
+        rows = classify_file(args.input, args.output, backend)
         print(f"{rows:,} rows classified with {backend.model_id} → {args.output}")
         return 0
     if args.command == "dashboard":
@@ -124,3 +108,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Dashboard on http://{args.host}:{args.port} over {warehouse} (Ctrl+C stops it)")
         return run_dashboard(warehouse, port=args.port, host=args.host)
     raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        # the demo runs on the embedded default, whatever ./configuration.conf says
+        config = load_config(args.config, embedded=args.command == "demo")
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+
+    from flows.nlp import BackendUnavailable
+    from flows.warehouse import WarehouseError
+
+    try:
+        return _dispatch(args, config)
+    except (BackendUnavailable, WarehouseError, ValueError, FileNotFoundError) as exc:
+        if args.verbose:
+            raise
+        # problems the user can fix: say which, without a traceback
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 2

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).parent.parent
@@ -90,3 +91,27 @@ def test_classify_command_needs_no_lake_or_warehouse(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["sentiment"] for r in rows] == ["positive", "negative"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "texts.txt"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("nlp_backend = tweetnlp", "analyze: the tweetnlp backend .* set nlp_backend = lite"),
+        ("warehouse = bigquery://proj/ds", "analyze: .*bigquery://proj/ds"),
+    ],
+)
+def test_what_this_version_cannot_do_is_said_without_a_traceback(tmp_path, setting, message):
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"[pipeline]\nlake = {tmp_path / 'lake'}\n{setting}\n")
+    done = cli("analyze", "--config", str(conf), cwd=tmp_path)
+    assert done.returncode == 2
+    assert re.search(message, done.stderr), done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_classify_names_a_bad_input_file(tmp_path):
+    bad = tmp_path / "texts.docx"
+    bad.write_text("x")
+    done = cli("classify", str(bad), str(tmp_path / "out.csv"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "texts.docx" in done.stderr and "Traceback" not in done.stderr
