@@ -81,12 +81,33 @@ class SourceError(RuntimeError):
     """A source cannot run; the message says why and what to do. Other sources still run."""
 
 
+from flows.sources.bluesky import BlueskySettings, BlueskySource  # noqa: E402
 from flows.sources.file import FileSettings, FileSource  # noqa: E402
+from flows.sources.mastodon import MastodonSettings, MastodonSource  # noqa: E402
+from flows.sources.reddit import RedditSettings, RedditSource  # noqa: E402
 from flows.sources.sample import SampleSettings, SampleSource  # noqa: E402
+from flows.sources.snscrape import SnscrapeSettings, SnscrapeSource  # noqa: E402
+from flows.sources.x import XSettings, XSource  # noqa: E402
 
 # Each source's settings class is also its INI section: [sample], [file], ...
-SOURCE_SETTINGS: dict[str, type] = {"sample": SampleSettings, "file": FileSettings}
-_SOURCES: dict[str, type] = {"sample": SampleSource, "file": FileSource}
+SOURCE_SETTINGS: dict[str, type] = {
+    "sample": SampleSettings,
+    "file": FileSettings,
+    "mastodon": MastodonSettings,
+    "x": XSettings,
+    "bluesky": BlueskySettings,
+    "reddit": RedditSettings,
+    "snscrape": SnscrapeSettings,
+}
+_SOURCES: dict[str, type] = {
+    "sample": SampleSource,
+    "file": FileSource,
+    "mastodon": MastodonSource,
+    "x": XSource,
+    "bluesky": BlueskySource,
+    "reddit": RedditSource,
+    "snscrape": SnscrapeSource,
+}
 
 
 def make_source(name: str, settings: Any) -> Source:

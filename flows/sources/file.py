@@ -399,6 +399,13 @@ def _from_page(page: Record, context: _Context) -> list[Record | str]:
     return results
 
 
+def x_page_posts(page: Record, hashtag: str, collected_at: datetime) -> list[Record | str]:
+    """The posts of one X API v2 response page, authors joined from ``includes.users``; a tweet
+    that cannot be mapped comes as a string saying why. The live `x` source maps with this too.
+    """
+    return _from_page(page, _Context(hashtag, collected_at))
+
+
 def _tweet_id(tweet: Any) -> str:
     return str(tweet.get("id")) if isinstance(tweet, dict) else "?"
 

@@ -1,0 +1,217 @@
+"""The `mastodon` source: public hashtag timelines of a list of instances, no account needed.
+
+``GET <instance>/api/v1/timelines/tag/<hashtag>`` answers newest first, ``limit`` up to 40; the
+``Link`` header's ``rel="next"`` URL carries the ``max_id`` of the following (older) page, and
+``since_id`` bounds a walk at the newest status of the previous run. Each instance is its own
+walk with its own floor, kept in ``Cursor.newest_id`` as a JSON object ``{instance: status id}``
+(status ids are local to an instance, so one id cannot serve them all).
+
+One post reaches many instances through federation, under a different local ``id`` on each. Its
+``uri`` (the ActivityPub object id, e.g. ``https://mastodon.social/users/alice/statuses/1``) is
+the same everywhere, so ``native_id`` is the ``uri`` and ``post_id = "mastodon:<uri>"``: copies
+from several instances de-duplicate in the lake, and a post is counted once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from flows.sources.http import HttpClient, MultiStreamSource, Page, Record, Walk
+
+HOW_TO_FIX = {
+    401: "This instance does not show its hashtag timelines to visitors without an account: "
+    "remove it from [mastodon] instances or pick another instance.",
+    403: "This instance refuses this client: remove it from [mastodon] instances.",
+    404: "No Mastodon API at this address: check the instance's URL in [mastodon] instances "
+    "(https://host, without a path).",
+}
+
+
+@dataclass(frozen=True)
+class MastodonSettings:
+    """`[mastodon]`: which instances to read.
+
+    Attributes:
+        instances: base URLs (``https://`` is assumed when no scheme is given; ``http://`` is
+            accepted for a local server), separated by commas or new lines.
+        page_size: statuses per request, at most 40 (the API's cap).
+        max_wait: the longest rate-limit wait, in seconds, before the source stops and
+            leaves the rest to the next run.
+    """
+
+    instances: tuple[str, ...] = ("https://mastodon.social",)
+    page_size: int = 40
+    max_wait: float = 900.0
+
+    def __post_init__(self) -> None:
+        if not self.instances:
+            raise ValueError("instances: name at least one instance, e.g. https://mastodon.social")
+        # the same instance named twice is read once
+        object.__setattr__(self, "instances", tuple(dict.fromkeys(map(_base_url, self.instances))))
+        if not 1 <= self.page_size <= 40:
+            raise ValueError(f"page_size: must be between 1 and 40, got {self.page_size}")
+        if self.max_wait < 0:
+            raise ValueError(f"max_wait: must be 0 or more seconds, got {self.max_wait}")
+
+
+def _base_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    if "://" not in url:
+        url = f"https://{url}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.path or parts.query:
+        raise ValueError(
+            f"instances: {url!r} is not an instance's base URL; write https://host "
+            "(or http://host:port for a local server), without a path"
+        )
+    return url
+
+
+class MastodonSource(MultiStreamSource):
+    """Statuses with the hashtag from every instance of `MastodonSettings.instances`."""
+
+    name = "mastodon"
+
+    def __init__(self, settings: MastodonSettings, **client_options: Any) -> None:
+        self.settings = settings
+        self.client = HttpClient(
+            self.name, fixes=HOW_TO_FIX, max_wait=settings.max_wait, **client_options
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def streams(self) -> list[str]:
+        return list(self.settings.instances)
+
+    def page(self, hashtag: str, walk: Walk) -> Page:
+        statuses, response = self.client.get_json(
+            f"{walk.key}/api/v1/timelines/tag/{hashtag}",
+            {"limit": self.settings.page_size, "max_id": walk.token, "since_id": walk.floor},
+        )
+        if not isinstance(statuses, list):
+            statuses = []
+        newest = statuses[0].get("id") if statuses and isinstance(statuses[0], dict) else None
+        return Page(statuses, _next_max_id(response) if statuses else None, newest)
+
+    def to_posts(
+        self, hashtag: str, key: str, payload: Any, collected_at: datetime
+    ) -> list[Record | str]:
+        return [_attempt(status, hashtag, collected_at) for status in payload]
+
+
+def _next_max_id(response: httpx.Response) -> str | None:
+    """The ``max_id`` of the ``rel="next"`` link: the page of older statuses."""
+    link = response.links.get("next", {}).get("url")
+    return httpx.URL(link).params.get("max_id") if link else None
+
+
+def _attempt(status: Any, hashtag: str, collected_at: datetime) -> Record | str:
+    try:
+        return status_to_post(status, hashtag, collected_at)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        status_id = status.get("id") if isinstance(status, dict) else "?"
+        return f"status {status_id}: {type(exc).__name__}: {exc}"
+
+
+def status_to_post(status: dict[str, Any], hashtag: str, collected_at: datetime) -> Record:
+    """One Mastodon Status entity as a POST_SCHEMA row.
+
+    A boost shows the boosted status's text and counts, with ``is_repost`` set; the author is
+    who boosted it.
+    """
+    shown = status.get("reblog") or status
+    account = status["account"]
+    html = shown.get("content") or ""
+    text = html_to_text(html)
+    if not text and shown.get("spoiler_text"):
+        text = shown["spoiler_text"]
+    uri = status["uri"]
+    application = shown.get("application") or {}
+    return {
+        "post_id": f"mastodon:{uri}",
+        "source": "mastodon",
+        "native_id": uri,
+        "hashtag": hashtag,
+        "url": status.get("url") or shown.get("url") or uri,
+        "author_handle": _handle(account),
+        "author_name": account.get("display_name") or account.get("username"),
+        "created_at": datetime.fromisoformat(status["created_at"]),
+        "collected_at": collected_at,
+        "text": text,
+        "lang": shown.get("language"),
+        "like_count": shown.get("favourites_count"),
+        "repost_count": shown.get("reblogs_count"),
+        "reply_count": shown.get("replies_count"),
+        "quote_count": shown.get("quotes_count"),
+        "is_repost": status.get("reblog") is not None,
+        # a status id local to the instance that served the post (the parent's uri is not given)
+        "in_reply_to": shown.get("in_reply_to_id"),
+        "hashtags": list(dict.fromkeys(tag["name"].lower() for tag in shown.get("tags") or ())),
+        "mentions": [_handle(mention) for mention in shown.get("mentions") or ()],
+        "links": _links(html),
+        "client": application.get("name"),
+    }
+
+
+def _handle(account: dict[str, Any]) -> str:
+    """``user@domain`` wherever the post was read (``acct`` omits the domain of local users)."""
+    acct = account.get("acct") or account["username"]
+    if "@" in acct:
+        return acct
+    host = urlsplit(account.get("url") or "").hostname
+    return f"{acct}@{host}" if host else acct
+
+
+def html_to_text(html: str) -> str:
+    """Mastodon's HTML content as plain text: paragraphs and line breaks kept, tags dropped,
+    entities decoded, links written out in full.
+
+    Example:
+        >>> html_to_text('<p>Hi <a href="https://x.org/a"><span class="invisible">https://</span>'
+        ...              '<span>x.org/a</span></a></p><p>bye&amp;<br>ok</p>')
+        'Hi https://x.org/a\\n\\nbye&\\nok'
+    """
+    parser = _Text()
+    parser.feed(html)
+    parser.close()
+    return "".join(parser.parts).strip()
+
+
+def _links(html: str) -> list[str]:
+    """Link targets, without the links Mastodon makes for mentions and hashtags."""
+    parser = _Text()
+    parser.feed(html)
+    parser.close()
+    return list(dict.fromkeys(parser.links))
+
+
+class _Text(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.links: list[str] = []
+        self._paragraphs = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag == "p":
+            if self._paragraphs:
+                self.parts.append("\n\n")
+            self._paragraphs += 1
+        elif tag == "a":
+            attributes = dict(attrs)
+            classes = (attributes.get("class") or "").split()
+            href = attributes.get("href")
+            if href and not {"mention", "hashtag"} & set(classes):
+                self.links.append(href)
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)

@@ -1,0 +1,150 @@
+"""The `x` source: X API v2 recent search (the last 7 days) for the hashtag.
+
+``GET <base_url>/tweets/search/recent`` with an app's bearer token answers newest first, up to
+100 posts a page, with ``meta.next_token`` for the older page and ``meta.newest_id``; ``since_id``
+bounds a walk at the newest post of the previous run. Authors come through
+``expansions=author_id``. Pages are mapped by the file source's X mapping
+(`flows.sources.file.x_page_posts`), so live and imported X posts are the same rows.
+
+Every post and every author returned is billed (pay per use): ``[x] retweets = false`` (the
+default) leaves retweets out of the query, and ``[twitter_config] limit`` caps a run.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flows.sources.file import x_page_posts
+from flows.sources.http import (
+    BearerToken,
+    HttpClient,
+    Page,
+    PagedSource,
+    Record,
+    Secret,
+    Walk,
+    secret_from_env,
+)
+
+log = logging.getLogger(__name__)
+
+HOW_TO_GET = (
+    "Create a project and an app in the X Developer Console (https://developer.x.com), buy "
+    "pay-per-use credits there, and copy the app's Bearer Token (Keys and tokens)."
+)
+HOW_TO_FIX = {
+    401: "The bearer token was refused: copy it again from the X Developer Console (your app, "
+    "Keys and tokens) into the environment variable named by [x] bearer_token_env.",
+    403: "This app may not use recent search: check in the X Developer Console that the app "
+    "belongs to a project and that the account has credits left.",
+    404: "No recent search here: [x] base_url should be https://api.x.com/2.",
+}
+TWEET_FIELDS = (
+    "author_id,created_at,conversation_id,entities,lang,note_tweet,public_metrics,"
+    "referenced_tweets,source"
+)
+# since_id must be a post from the searchable window (7 days); older floors are dropped
+RECENT_WINDOW = timedelta(days=7) - timedelta(minutes=5)
+_TWITTER_EPOCH_MS = 1288834974657
+
+
+@dataclass(frozen=True)
+class XSettings:
+    """`[x]`: X API v2 recent search.
+
+    Attributes:
+        base_url: the API root (a local fake in tests).
+        bearer_token_env: the environment variable holding the app's bearer token.
+        retweets: include retweets (each one is billed like a post).
+        extra_query: operators added to the query, e.g. ``lang:en -is:reply``.
+        max_results: posts per page, 10 to 100.
+        max_wait: the longest rate-limit wait, in seconds, before the source stops and
+            leaves the rest to the next run.
+    """
+
+    base_url: str = "https://api.x.com/2"
+    bearer_token_env: str = "X_BEARER_TOKEN"
+    retweets: bool = False
+    extra_query: str = ""
+    max_results: int = 100
+    max_wait: float = 960.0  # a 15-minute window and a margin
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.max_results <= 100:
+            raise ValueError(f"max_results: must be between 10 and 100, got {self.max_results}")
+        if not self.base_url.startswith(("https://", "http://")):
+            raise ValueError(f"base_url: expected https://..., got {self.base_url!r}")
+
+    def token(self) -> Secret:
+        """The bearer token; a ConfigError naming the variable and how to get one if unset."""
+        return secret_from_env("x", "bearer_token_env", self.bearer_token_env, HOW_TO_GET)
+
+    def check(self) -> None:
+        """Fail before any work when the secret is missing."""
+        self.token()
+
+    def query(self, hashtag: str) -> str:
+        parts = [f"#{hashtag}", "" if self.retweets else "-is:retweet", self.extra_query]
+        return " ".join(part for part in parts if part)
+
+
+class XSource(PagedSource):
+    """Recent posts with the hashtag, newest first, down to the last run's newest."""
+
+    name = "x"
+
+    def __init__(self, settings: XSettings, **client_options: Any) -> None:
+        self.settings = settings
+        self.client = HttpClient(
+            self.name,
+            auth=BearerToken(settings.token()),
+            fixes=HOW_TO_FIX,
+            max_wait=settings.max_wait,
+            **client_options,
+        )
+
+    def close(self) -> None:
+        self.client.close()
+
+    def page(self, hashtag: str, walk: Walk) -> Page:
+        since_id = _searchable(walk.floor)
+        if walk.floor and since_id is None and walk.token is None:
+            log.warning(
+                "x: the last run's newest post (%s) is older than the 7 days recent search "
+                "covers; posts between it and the last 7 days cannot be collected",
+                walk.floor,
+            )
+        body, _ = self.client.get_json(
+            f"{self.settings.base_url.rstrip('/')}/tweets/search/recent",
+            {
+                "query": self.settings.query(hashtag),
+                "max_results": self.settings.max_results,
+                "next_token": walk.token,
+                "since_id": since_id,
+                "expansions": "author_id",
+                "user.fields": "name,username",
+                "tweet.fields": TWEET_FIELDS,
+            },
+        )
+        body = body if isinstance(body, dict) else {}
+        meta = body.get("meta") or {}
+        return Page(body, meta.get("next_token"), meta.get("newest_id"))
+
+    def to_posts(
+        self, hashtag: str, key: str, payload: Any, collected_at: datetime
+    ) -> list[Record | str]:
+        return x_page_posts(payload, hashtag, collected_at)
+
+
+def _searchable(since_id: str | None) -> str | None:
+    """`since_id`, unless its post is older than the search window (the API would answer 400).
+
+    A post id is a snowflake: its top bits are milliseconds since the Twitter epoch.
+    """
+    if not since_id or not since_id.isdigit():
+        return None
+    posted = datetime.fromtimestamp(((int(since_id) >> 22) + _TWITTER_EPOCH_MS) / 1000, UTC)
+    return since_id if datetime.now(UTC) - posted < RECENT_WINDOW else None
