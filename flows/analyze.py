@@ -3,20 +3,24 @@
 Files the manifest has not marked as loaded into this warehouse with this model are read in
 groups, their posts merged into the warehouse, the posts with no result for the model classified
 (each distinct text once), the results merged, and only then the files marked. A run that stops
-anywhere is finished by the next one, and MERGE makes the repeated part change nothing.
+anywhere is finished by the next one, and MERGE makes the repeated part change nothing. One
+analyze runs at a time per lake (the lake's ``analyze`` lock): a second one waits, then finds
+nothing pending, so nothing is classified or loaded twice.
+
+Progress goes to one callback, ``on_progress(done, total)`` in posts: the CLI draws it as a
+progress bar, the Prefect flow as a progress artifact.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from tqdm.auto import tqdm
 
 from flows.config import Config
 from flows.lake import Lake
@@ -27,6 +31,10 @@ from flows.warehouse import Warehouse, open_warehouse
 log = logging.getLogger(__name__)
 
 GROUP_ROWS = 5_000  # posts read, loaded and classified together: bounds memory, fills batches
+CHUNK_ROWS = 512  # posts classified between two progress reports
+
+ProgressCallback = Callable[[int, int], None]
+"""``(posts done, posts to do)``, called as the work advances; ``done == total`` at the end."""
 
 
 @dataclass
@@ -59,14 +67,28 @@ def _groups(lake: Lake, paths: list[str]) -> Iterator[tuple[list[str], pa.Table]
         yield group, pa.concat_tables(tables)
 
 
-def analyse_posts(posts: pa.Table, backend: Backend, warehouse: Warehouse) -> pa.Table:
-    """Classify the posts that have no result for the backend's model yet; load and return them."""
+def analyse_posts(
+    posts: pa.Table,
+    backend: Backend,
+    warehouse: Warehouse,
+    advance: Callable[[int], None] | None = None,
+) -> pa.Table:
+    """Classify the posts that have no result for the backend's model yet; load and return them.
+
+    ``advance(n)`` is told of every `n` posts dealt with, those found already classified included.
+    """
+    advance = advance or (lambda n: None)
+    received = posts.num_rows
     done = warehouse.analysed_ids(posts.column("post_id").to_pylist(), backend.model_id)
     if done:
         posts = posts.filter(pc.invert(pc.is_in(posts.column("post_id"), pa.array(list(done)))))
+    advance(received - posts.num_rows)
     if posts.num_rows == 0:
         return NLP_SCHEMA.empty_table()
-    chunks = list(classify_texts(backend, posts.column("text").to_pylist()))
+    chunks = []
+    for chunk in classify_texts(backend, posts.column("text").to_pylist(), chunk_size=CHUNK_ROWS):
+        chunks.append(chunk)
+        advance(chunk.num_rows)
     results = pa.concat_tables(chunks)
     now = pa.array([datetime.now(timezone.utc)] * posts.num_rows, UTC_TIMESTAMP)
     table = results.add_column(0, "post_id", posts.column("post_id")).append_column("analysed_at", now)
@@ -75,28 +97,47 @@ def analyse_posts(posts: pa.Table, backend: Backend, warehouse: Warehouse) -> pa
     return table
 
 
-def analyze(config: Config, *, backend: Backend | None = None, progress: bool = False) -> AnalyzeReport:
-    """Load every posts file not yet in the warehouse, with NLP results for the configured model."""
+def analyze(
+    config: Config, *, backend: Backend | None = None, on_progress: ProgressCallback | None = None
+) -> AnalyzeReport:
+    """Load every posts file not yet in the warehouse, with NLP results for the configured model.
+
+    Args:
+        config: the configuration (lake, warehouse, NLP backend).
+        backend: an NLP backend already loaded; by default the configured one.
+        on_progress: called with ``(posts done, posts to do)``: once with ``done == 0`` when the
+            work is known, after every few hundred posts, and with ``done == total`` at the end.
+    """
     lake = Lake(config.lake)
     backend = backend or load_backend(
-        config.pipeline.nlp_backend, config.pipeline.nlp_device, config.pipeline.nlp_batch_size
+        config.pipeline.nlp_backend,
+        config.pipeline.nlp_device,
+        config.pipeline.nlp_batch_size,
+        config.tweetnlp,
     )
     report = AnalyzeReport(model_id=backend.model_id)
-    with open_warehouse(config.warehouse) as warehouse:
+    with lake.lock("analyze"), open_warehouse(config.warehouse) as warehouse:
         report.warehouse = warehouse.url
         target = f"{backend.model_id} -> {warehouse.url}"
         pending = lake.pending_files(target)
         manifest = lake.manifest()
         total = sum(manifest[path]["rows"] for path in pending)
-        with tqdm(total=total, desc="analyze", unit=" posts", disable=not progress) as bar:
-            for paths, posts in _groups(lake, pending):
-                report.posts_loaded += warehouse.load_posts(posts)
-                results = analyse_posts(posts, backend, warehouse)
-                report.analysed += results.num_rows
-                report.sentiment.update(results.column("sentiment").to_pylist())
-                lake.mark_loaded(paths, target)
-                report.files += len(paths)
-                bar.update(posts.num_rows)
+        done = 0
+
+        def advance(posts: int) -> None:
+            nonlocal done
+            done += posts
+            if on_progress is not None:
+                on_progress(done, total)
+
+        advance(0)
+        for paths, posts in _groups(lake, pending):
+            report.posts_loaded += warehouse.load_posts(posts)
+            results = analyse_posts(posts, backend, warehouse, advance)
+            report.analysed += results.num_rows
+            report.sentiment.update(results.column("sentiment").to_pylist())
+            lake.mark_loaded(paths, target)
+            report.files += len(paths)
         report.totals = warehouse.counts()
     log.info(
         "analyze: %d files, %d posts loaded, %d classified with %s into %s",

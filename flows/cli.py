@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flows.config import DEFAULT_PATH, Config, ConfigError, load_config
 
-COMMANDS = ("demo", "collect", "analyze", "run", "classify", "dashboard")
+COMMANDS = ("demo", "collect", "analyze", "run", "classify", "dashboard", "serve", "download-models")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,10 +45,24 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("output", type=Path, help=".csv, .jsonl or .parquet")
     classify.add_argument("--backend", choices=("lite", "tweetnlp"), default=None)
     classify.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    download = sub.add_parser(
+        "download-models",
+        parents=[common],
+        help="fetch the tweetnlp backend's models for offline use (Hugging Face cache or --dir)",
+    )
+    download.add_argument(
+        "--dir", type=Path, default=None, help="a folder to write them to instead of the cache"
+    )
     dashboard = sub.add_parser("dashboard", parents=[common], help="the local dashboard over the views")
     dashboard.add_argument("--port", type=int, default=8501)
     dashboard.add_argument("--host", default="127.0.0.1")
     dashboard.add_argument("--warehouse", default=None, help="a warehouse URL instead of the configured one")
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the deployments of prefect.yaml, with their schedules, without a work pool",
+    )
+    serve.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"))
     return parser
 
 
@@ -64,10 +78,18 @@ def _run(config: Config, collect_only: bool = False, analyze_only: bool = False)
         print(collect_markdown(config.hashtag, config.lake, reports), end="\n\n")
         failed = any(r.error for r in reports)
     if not collect_only:
-        report = analyze(config, progress=True)
+        from tqdm.auto import tqdm
+
+        with tqdm(desc="analyze", unit=" posts") as bar:
+            report = analyze(config, on_progress=lambda done, total: _advance(bar, done, total))
         print(analyze_markdown(report), end="\n\n")
         print(f"Lake: {Lake(config.lake).count_posts():,} posts in {config.lake}")
     return 1 if failed else 0
+
+
+def _advance(bar, done: int, total: int) -> None:
+    bar.total = total
+    bar.update(done - bar.n)
 
 
 def _dashboard_command(config: Config, args: argparse.Namespace) -> str:
@@ -97,9 +119,17 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
             args.backend or config.pipeline.nlp_backend,
             args.device or config.pipeline.nlp_device,
             config.pipeline.nlp_batch_size,
+            config.tweetnlp,
         )
         rows = classify_file(args.input, args.output, backend)
         print(f"{rows:,} rows classified with {backend.model_id} → {args.output}")
+        return 0
+    if args.command == "download-models":
+        from flows.nlp.tweetnlp_backend import download_models
+
+        for task, folder in download_models(config.tweetnlp, args.dir).items():
+            key = "sentiment_model" if task == "sentiment" else "topic_model"
+            print(f"{task}: {folder}" + (f"  ([tweetnlp] {key} = {folder})" if args.dir else ""))
         return 0
     if args.command == "dashboard":
         from dashboard import run_dashboard
@@ -107,6 +137,12 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         warehouse = args.warehouse or config.warehouse
         print(f"Dashboard on http://{args.host}:{args.port} over {warehouse} (Ctrl+C stops it)")
         return run_dashboard(warehouse, port=args.port, host=args.host)
+    if args.command == "serve":
+        from flows.serve import serve
+
+        # a deployment's `config_path: null` means ./configuration.conf: honour --config instead
+        serve(args.prefect_file, config_path=str(args.config) if args.config else None)
+        return 0
     raise AssertionError(args.command)
 
 
@@ -123,12 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
 
+    from flows.lock import LakeBusy
     from flows.nlp import BackendUnavailable
     from flows.warehouse import WarehouseError
 
     try:
         return _dispatch(args, config)
-    except (BackendUnavailable, WarehouseError, ValueError, FileNotFoundError) as exc:
+    except (BackendUnavailable, WarehouseError, LakeBusy, ValueError, FileNotFoundError) as exc:
         if args.verbose:
             raise
         # problems the user can fix: say which, without a traceback

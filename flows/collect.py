@@ -52,41 +52,58 @@ def collect_source(
 
     A `SourceError` (the source cannot run: refused, misconfigured) ends this source only; it is
     reported, not raised, so the other sources still run. Anything else propagates, so that
-    callers can retry: a retry resumes from the last saved cursor.
+    callers can retry: a retry resumes from the last saved cursor. `flows.lock.LakeBusy` is raised
+    when another run keeps collecting this source for longer than the lock's wait.
     """
     lake = lake or Lake(config.lake)
-    cursor = lake.read_cursor(name, config.hashtag)
-    report = SourceReport(source=name, cursor_before=cursor, cursor_after=cursor)
-    source = make_source(name, config.settings(name))
-    bar = tqdm(desc=f"collect {name}", unit=" posts", disable=not progress, leave=False)
-    try:
-        with lake.writer(f"{run_id}-{name}") as writer:
-            for batch in source.fetch(config.hashtag, cursor, config.limit):
-                written = writer.write(normalize(batch.posts))
-                lake.save_cursor(name, config.hashtag, batch.cursor)
-                report.cursor_after = batch.cursor
-                report.fetched += written.received
-                report.new += written.new
-                report.files += len(written.files)
-                report.batches += 1
-                report.warnings.extend(batch.warnings)
-                for warning in batch.warnings:
-                    log.warning("%s: %s", name, warning)
-                bar.update(written.received)
-    except SourceError as exc:
-        report.error = str(exc)
-        log.error("source %s stopped: %s", name, exc)
-    finally:
-        bar.close()
-    log.info(
-        "%s: %d fetched, %d new, %d duplicates, %d files",
-        name, report.fetched, report.new, report.duplicates, report.files,
-    )
-    return report
+    # one collector per source at a time: a second run waits, then starts from the cursor the
+    # first one saved, so two runs never write the same posts
+    with lake.lock(f"collect-{name}"):
+        cursor = lake.read_cursor(name, config.hashtag)
+        report = SourceReport(source=name, cursor_before=cursor, cursor_after=cursor)
+        source = make_source(name, config.settings(name))
+        bar = tqdm(desc=f"collect {name}", unit=" posts", disable=not progress, leave=False)
+        try:
+            with lake.writer(f"{run_id}-{name}") as writer:
+                for batch in source.fetch(config.hashtag, cursor, config.limit):
+                    written = writer.write(normalize(batch.posts))
+                    lake.save_cursor(name, config.hashtag, batch.cursor)
+                    report.cursor_after = batch.cursor
+                    report.fetched += written.received
+                    report.new += written.new
+                    report.files += len(written.files)
+                    report.batches += 1
+                    report.warnings.extend(batch.warnings)
+                    for warning in batch.warnings:
+                        log.warning("%s: %s", name, warning)
+                    bar.update(written.received)
+        except SourceError as exc:
+            report.error = str(exc)
+            log.error("source %s stopped: %s", name, exc)
+        finally:
+            bar.close()
+        log.info(
+            "%s: %d fetched, %d new, %d duplicates, %d files",
+            name, report.fetched, report.new, report.duplicates, report.files,
+        )
+        return report
+
+
+def check_sources(config: Config) -> None:
+    """Raise ConfigError for a configured source whose secret is missing, before any source runs.
+
+    Only collection needs the secrets, so this is not part of `load_config`: `analyze` runs
+    without them.
+    """
+    for name in config.pipeline.sources:
+        check = getattr(config.settings(name), "check", None)
+        if check is not None:
+            check()
 
 
 def collect(config: Config, *, run_id: str | None = None, progress: bool = False) -> list[SourceReport]:
     """Collect every configured source into the lake, one after the other."""
+    check_sources(config)
     run_id = run_id or new_run_id()
     lake = Lake(config.lake)
     return [

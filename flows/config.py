@@ -29,6 +29,7 @@ LAKE_SCHEMES = ("file", "gs")
 WAREHOUSE_SCHEMES = ("duckdb", "bigquery")
 NLP_BACKENDS = ("lite", "tweetnlp")
 NLP_DEVICES = ("auto", "cpu", "cuda")
+NLP_PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # flows.nlp.engine.PRECISIONS
 
 
 class ConfigError(ValueError):
@@ -75,6 +76,17 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class TweetnlpConfig:
+    """`[tweetnlp]`: the models of the tweetnlp NLP backend and how they run."""
+
+    # a Hugging Face model name or a local folder; empty: tweetnlp's default model for the task
+    sentiment_model: str = ""
+    topic_model: str = ""
+    precision: str = "auto"  # see flows.nlp.engine
+    token_budget: int = 0  # padded tokens per batch; 0: 4096 on CPU, 65536 on CUDA
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. Build it with `load_config`."""
 
@@ -82,6 +94,7 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     gcp: GcpConfig = field(default_factory=GcpConfig)
     prefect: PrefectConfig = field(default_factory=PrefectConfig)
+    tweetnlp: TweetnlpConfig = field(default_factory=TweetnlpConfig)
     # typed settings of each source, by source name (see flows.sources.SOURCE_SETTINGS)
     source_settings: Mapping[str, Any] = field(default_factory=dict)
     origin: str = "embedded default"
@@ -120,6 +133,7 @@ _SECTIONS: dict[str, type] = {
     "pipeline": PipelineConfig,
     "gcp_config": GcpConfig,
     "prefect_config": PrefectConfig,
+    "tweetnlp": TweetnlpConfig,
 }
 
 
@@ -249,6 +263,7 @@ def load_config(path: str | Path | None = None, *, embedded: bool = False) -> Co
         pipeline=parsed["pipeline"],
         gcp=parsed["gcp_config"],
         prefect=parsed["prefect_config"],
+        tweetnlp=parsed["tweetnlp"],
         source_settings={
             name: parse_section(cls, sections.get(name, {}), name, where)
             for name, cls in SOURCE_SETTINGS.items()
@@ -303,3 +318,10 @@ def _validate(config: Config, where: str) -> None:
         )
     if p.nlp_batch_size < 1:
         raise ConfigError(f"[pipeline] nlp_batch_size in {where}: must be at least 1.")
+    if config.tweetnlp.precision not in NLP_PRECISIONS:
+        raise ConfigError(
+            f"[tweetnlp] precision = {config.tweetnlp.precision!r} in {where}: choose "
+            f"{', '.join(NLP_PRECISIONS)}."
+        )
+    if config.tweetnlp.token_budget < 0:
+        raise ConfigError(f"[tweetnlp] token_budget in {where}: use 0 (automatic) or more.")

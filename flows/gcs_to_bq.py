@@ -8,18 +8,20 @@ from prefect.cache_policies import NONE
 
 from flows.analyze import AnalyzeReport, analyze
 from flows.config import Config, load_config
+from flows.prefect_ui import ProgressArtifact, show_logs_in_ui
 from flows.summary import analyze_markdown
 
 
 @task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE)
 def analyze_task(config: Config) -> AnalyzeReport:
     """A retry picks up the files the failed try did not mark as loaded; MERGE absorbs overlap."""
-    return analyze(config)
+    return analyze(config, on_progress=ProgressArtifact("gcs-to-bq-progress", "posts analysed"))
 
 
 @flow(name="gcs-to-bq")
 def gcs_to_bq(config_path: str | None = None) -> AnalyzeReport:
     """Classify and load every lake file that the warehouse does not hold yet."""
+    show_logs_in_ui()
     config = load_config(config_path)
     report = analyze_task(config)
     get_run_logger().info("analysed %d posts with %s", report.analysed, report.model_id)

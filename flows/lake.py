@@ -5,6 +5,8 @@ Layout under the lake root (a local folder or ``gs://bucket/prefix``, through fs
     posts/source=<source>/date=<YYYY-MM-DD>/<run id>-<seq>.parquet   one file per partition per batch
     _state/cursors.json      per source and hashtag: the Cursor that holds after the last batch
     _state/manifest.json     every posts file, its row count, and which (model, warehouse) loaded it
+    _state/<name>.lock       locks (`flows.lock`): one collector per source, one analyzer, and a
+                             short one around each read-modify-write of the JSON state above
 
 A post's partition follows from its own ``created_at``, which never changes, so a post can only
 ever be a duplicate of a post in the same partition: de-duplication reads the ids of the
@@ -17,7 +19,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -30,6 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from flows.lock import lake_lock
 from flows.schema import POST_SCHEMA
 from flows.sources import Cursor
 
@@ -101,15 +105,29 @@ class Lake:
         body = json.dumps(data, indent=1, sort_keys=True).encode()
         self._atomic_write(self._path(STATE_DIR, name), body)
 
+    def _update_json(self, name: str, change: Callable[[dict[str, Any]], None]) -> None:
+        """Read, change and write one state file, with no other writer in between."""
+        with self.lock("state", wait=120):
+            data = self._read_json(name)
+            change(data)
+            self._write_json(name, data)
+
+    def lock(self, name: str, **options: float) -> AbstractContextManager[None]:
+        """Hold ``_state/<name>.lock`` for a `with` block, against every other process and machine.
+
+        Options are those of `flows.lock.lake_lock` (``wait``, ``ttl``); `flows.lock.LakeBusy` is
+        raised when the lock stays held longer than ``wait``.
+        """
+        return lake_lock(self.fs, self._path(STATE_DIR, f"{name}.lock"), purpose=name, **options)
+
     # ---------------------------------------------------------------- cursors
     def read_cursor(self, source: str, hashtag: str) -> Cursor:
         data = self._read_json("cursors.json").get(f"{source}/{hashtag}")
         return Cursor.from_json(data) if data else Cursor()
 
     def save_cursor(self, source: str, hashtag: str, cursor: Cursor) -> None:
-        cursors = self._read_json("cursors.json")
-        cursors[f"{source}/{hashtag}"] = cursor.to_json()
-        self._write_json("cursors.json", cursors)
+        key = f"{source}/{hashtag}"
+        self._update_json("cursors.json", lambda cursors: cursors.update({key: cursor.to_json()}))
 
     # ---------------------------------------------------------------- manifest
     def manifest(self) -> dict[str, dict[str, Any]]:
@@ -117,9 +135,7 @@ class Lake:
         return self._read_json("manifest.json").get("files", {})
 
     def _record_files(self, entries: dict[str, dict[str, Any]]) -> None:
-        files = self.manifest()
-        files.update(entries)
-        self._write_json("manifest.json", {"files": files})
+        self._update_json("manifest.json", lambda manifest: manifest.setdefault("files", {}).update(entries))
 
     def pending_files(self, target: str) -> list[str]:
         """Posts files not yet loaded into `target` (a model id and warehouse), oldest first."""
@@ -128,12 +144,13 @@ class Lake:
         return sorted(pending, key=lambda path: (files[path]["written_at"], path))
 
     def mark_loaded(self, paths: list[str], target: str) -> None:
-        files = self.manifest()
-        for path in paths:
-            loaded = files[path]["loaded_into"]
-            if target not in loaded:
-                loaded.append(target)
-        self._write_json("manifest.json", {"files": files})
+        def mark(manifest: dict[str, Any]) -> None:
+            for path in paths:
+                loaded = manifest["files"][path]["loaded_into"]
+                if target not in loaded:
+                    loaded.append(target)
+
+        self._update_json("manifest.json", mark)
 
     def read_posts(self, path: str) -> pa.Table:
         """One posts file (a lake-relative path from the manifest) as a POST_SCHEMA table."""

@@ -9,6 +9,7 @@ from flows.collect import SourceReport
 
 
 def collect_markdown(hashtag: str, lake: str, reports: Sequence[SourceReport]) -> str:
+    """Per source: posts collected, new, duplicates, files written, cursor range, status."""
     lines = [
         f"### Collected #{hashtag} into `{lake}`",
         "",
@@ -20,6 +21,11 @@ def collect_markdown(hashtag: str, lake: str, reports: Sequence[SourceReport]) -
         lines.append(
             f"| {r.source} | {r.fetched:,} | {r.new:,} | {r.duplicates:,} | {r.files:,} "
             f"| {_cursor(r.cursor_before)} | {_cursor(r.cursor_after)} | {status} |"
+        )
+    if len(reports) > 1:
+        lines.append(
+            f"| **all sources** | {sum(r.fetched for r in reports):,} | {sum(r.new for r in reports):,} "
+            f"| {sum(r.duplicates for r in reports):,} | {sum(r.files for r in reports):,} | | | |"
         )
     warnings = [f"- {r.source}: {w}" for r in reports for w in r.warnings[:20]]
     return "\n".join(lines + ([""] + warnings if warnings else []))
@@ -39,6 +45,7 @@ def _cursor(cursor) -> str:
 
 
 def analyze_markdown(report: AnalyzeReport) -> str:
+    """Files and rows loaded, posts analysed, their sentiment split, the model, warehouse totals."""
     total = sum(report.sentiment.values())
     split = " / ".join(
         f"{label} {report.sentiment.get(label, 0):,} ({report.sentiment.get(label, 0) / total:.0%})"
@@ -48,7 +55,7 @@ def analyze_markdown(report: AnalyzeReport) -> str:
         [
             f"### Analysed into `{report.warehouse}`",
             "",
-            "| | |",
+            "| | this run |",
             "|---|---|",
             f"| lake files loaded | {report.files:,} |",
             f"| posts loaded (new rows) | {report.posts_loaded:,} |",

@@ -7,8 +7,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
-from flows.collect import SourceReport, collect_source
+from flows.collect import SourceReport, check_sources, collect_source
 from flows.config import Config, load_config
+from flows.prefect_ui import show_logs_in_ui
 from flows.summary import collect_markdown
 
 
@@ -21,7 +22,9 @@ def collect_source_task(config: Config, name: str, run_id: str) -> SourceReport:
 @flow(name="web-to-gcs")
 def web_to_gcs(config_path: str | None = None) -> list[SourceReport]:
     """Collect the configured hashtag from every configured source into the lake."""
+    show_logs_in_ui()
     config = load_config(config_path)
+    check_sources(config)
     run_id = f"run-{flow_run.id}"  # the same across task retries: a retry rewrites its own files
     reports = [collect_source_task(config, name, run_id) for name in config.pipeline.sources]
     get_run_logger().info(

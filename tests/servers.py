@@ -31,11 +31,16 @@ def answers(url: str, expected: str | None = None) -> bool:
 
 @contextmanager
 def running(
-    command: list[str], env: dict[str, str], log: Path, ready: Callable[[], bool], timeout: float
+    command: list[str],
+    env: dict[str, str],
+    log: Path,
+    ready: Callable[[], bool],
+    timeout: float,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen]:
     """Start `command`, wait until `ready()`, and stop it (SIGTERM, then SIGKILL) on exit."""
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
         try:
             deadline = time.monotonic() + timeout
             while not ready():
@@ -55,14 +60,18 @@ def running(
 
 
 @contextmanager
-def prefect_server(home: Path, timeout: float = 240) -> Iterator[str]:
-    """`prefect server start` with its own PREFECT_HOME; yields the API URL."""
+def prefect_server(home: Path, timeout: float = 240, settings: dict[str, str] | None = None) -> Iterator[str]:
+    """`prefect server start` with its own PREFECT_HOME; yields the API URL.
+
+    `settings` (``PREFECT_SERVER_*`` environment variables) add to or replace the defaults here.
+    """
     port = free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_ENABLED": "false",
+        **(settings or {}),
     }
     env.pop("PREFECT_API_URL", None)
     url = f"http://127.0.0.1:{port}/api"

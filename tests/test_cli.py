@@ -96,7 +96,6 @@ def test_classify_command_needs_no_lake_or_warehouse(tmp_path):
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ("nlp_backend = tweetnlp", "analyze: the tweetnlp backend .* set nlp_backend = lite"),
         ("warehouse = bigquery://proj/ds", "analyze: .*bigquery://proj/ds"),
     ],
 )
@@ -115,3 +114,16 @@ def test_classify_names_a_bad_input_file(tmp_path):
     done = cli("classify", str(bad), str(tmp_path / "out.csv"), cwd=tmp_path)
     assert done.returncode == 2
     assert "texts.docx" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_missing_secret_stops_collection_before_any_source_runs(tmp_path):
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"[pipeline]\nsources = sample, x\nlake = {tmp_path / 'lake'}\n")
+    env = {k: v for k, v in os.environ.items() if k != "X_BEARER_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, "-m", "flows", "collect", "--config", str(conf)],
+        cwd=tmp_path, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2
+    assert "X_BEARER_TOKEN" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "lake" / "posts").exists()  # the sample source did not run either

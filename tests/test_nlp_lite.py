@@ -62,12 +62,6 @@ def test_importing_the_package_loads_no_model_library() -> None:
     assert out.stdout.strip() == "set()"
 
 
-def test_tweetnlp_is_not_in_this_version_and_says_what_to_use() -> None:
-    with pytest.raises(BackendUnavailable, match="nlp_backend = lite") as raised:
-        load_backend("tweetnlp")
-    assert "twitter-roberta-base-sentiment-latest" in str(raised.value)
-
-
 @pytest.mark.parametrize(("name", "device"), [("bert", "auto"), ("lite", "tpu")])
 def test_unknown_backend_or_device_names_the_choices(name: str, device: str) -> None:
     with pytest.raises(ValueError, match="choose one of"):

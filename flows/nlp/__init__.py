@@ -18,12 +18,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 from tqdm.auto import tqdm
 
 from flows.schema import NLP_RESULT_SCHEMA
+
+if TYPE_CHECKING:
+    from flows.config import TweetnlpConfig
 
 BACKEND_NAMES = ("lite", "tweetnlp")
 DEVICES = ("auto", "cpu", "cuda")
@@ -50,29 +53,29 @@ class BackendUnavailable(RuntimeError):
     """The backend or device asked for cannot run here; the message says what to use instead."""
 
 
-def load_backend(name: str, device: str = "auto", batch_size: int = 64) -> Backend:
+def load_backend(
+    name: str,
+    device: str = "auto",
+    batch_size: int = 64,
+    tweetnlp: TweetnlpConfig | None = None,
+) -> Backend:
     """Load an NLP backend by name.
 
     Args:
         name: "lite" (offline, CPU, no download) or "tweetnlp".
         device: "auto" (a CUDA GPU when torch sees one, else the CPU), "cpu" or "cuda".
-        batch_size: texts per model batch.
+        batch_size: texts per encoder batch (lite; tweetnlp batches by ``token_budget``).
+        tweetnlp: the ``[tweetnlp]`` settings (models, precision, token budget); default when None.
 
     Raises:
         ValueError: an unknown name or device.
-        BackendUnavailable: the backend is not in this version, or "cuda" was asked for and torch
-            sees no GPU.
+        BackendUnavailable: "cuda" was asked for and torch sees no GPU, or the tweetnlp models
+            are neither local nor downloadable (the message says how to pre-download them).
     """
     if name not in BACKEND_NAMES:
         raise ValueError(f"unknown NLP backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
-    if name == "tweetnlp":
-        raise BackendUnavailable(
-            "the tweetnlp backend (cardiffnlp/twitter-roberta-base-sentiment-latest and "
-            "cardiffnlp/twitter-roberta-base-dec2021-tweet-topic-multi-all) is not in this "
-            "version yet: set nlp_backend = lite"
-        )
     import torch
 
     if device == "auto":
@@ -81,6 +84,10 @@ def load_backend(name: str, device: str = "auto", batch_size: int = 64) -> Backe
         raise BackendUnavailable(
             "device 'cuda' was asked for but torch sees no CUDA GPU: use device auto or cpu"
         )
+    if name == "tweetnlp":
+        from flows.nlp.tweetnlp_backend import TweetnlpBackend
+
+        return TweetnlpBackend(tweetnlp, device=device)
     from flows.nlp.lite import LiteBackend
 
     return LiteBackend(device=device, batch_size=batch_size)

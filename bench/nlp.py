@@ -1,0 +1,218 @@
+"""NLP benchmark: tweetnlp's own ``predict``, one text at a time, against our engine, and the bound.
+
+A classifier of the real architecture (roberta-base's configuration, 3 labels, random weights: they
+run at the same speed as trained ones) is built here, saved to a temporary folder and loaded
+through tweetnlp, as the backend loads a real model; no download. Texts are tweet-like: about 40
+tokens on average, 8 to 128, all distinct (reposts cost nothing and are not counted). It measures,
+in one run:
+
+(a) the original style: tweetnlp's ``predict``, one text at a time, fp32;
+(b) our engine (``flows.nlp.engine``), preprocessing and tokenization included;
+(c) the machine's bound: the FLOP/s of a plain matrix multiply of the model's shapes (in the
+    engine's precision), divided by the model's FLOP per post.
+
+The last line is one JSON object: device, baseline_posts_per_s, engine_posts_per_s, speedup,
+bound_posts_per_s, efficiency (engine / bound).
+
+    python bench/nlp.py --device cpu              # ~3 minutes on 2 cores
+    python bench/nlp.py --device cuda             # one GPU
+    python bench/nlp.py --device cpu --precision bf16 --posts 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# roberta-base
+HIDDEN, LAYERS, HEADS, FFN, VOCAB = 768, 12, 12, 3072, 50265
+DEFAULTS = {"cpu": (512, 64), "cuda": (200_000, 1000)}  # (engine posts, baseline posts)
+WORDS = (
+    "data pipeline dbt airflow dagster kafka spark duckdb bigquery warehouse lake love hate great "
+    "awful broken fixed release today tomorrow team query model cost fast slow why how really the "
+    "a to of and is in it for on with this that was be at so just we our new now you your all"
+).split()
+
+
+def tweet_like(rng: random.Random) -> str:
+    """A text of about 8-128 tokens, mean ~40, sometimes with a mention, a link or a hashtag."""
+    count = min(120, max(2, int(rng.lognormvariate(3.3, 0.6))))
+    words = [rng.choice(WORDS) for _ in range(count)]
+    if rng.random() < 0.3:
+        words.insert(0, f"@user{rng.randrange(10_000)}")
+    if rng.random() < 0.3:
+        words.append(f"https://example.com/{rng.randrange(10**6)}")
+    if rng.random() < 0.3:
+        words.append(f"#{rng.choice(WORDS)}{rng.randrange(100)}")
+    words.append(str(rng.randrange(10**9)))  # every text distinct
+    return " ".join(words)
+
+
+def build_model(folder: Path, corpus: list[str]) -> None:
+    """A roberta-base-sized sentiment classifier with random weights and a BPE tokenizer."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast
+
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        corpus, vocab_size=2000, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
+    bpe.save_model(str(folder))
+    RobertaTokenizerFast.from_pretrained(folder, model_max_length=512).save_pretrained(folder)
+    labels = ("negative", "neutral", "positive")
+    config = RobertaConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        intermediate_size=FFN,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        num_labels=3,
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+    )
+    torch.manual_seed(0)
+    RobertaForSequenceClassification(config).save_pretrained(folder)
+
+
+def flop_per_post(tokens: np.ndarray) -> float:
+    """Multiply-adds ×2 of the encoder for texts of these token counts, on average."""
+    dense = 2 * tokens * LAYERS * (4 * HIDDEN * HIDDEN + 2 * HIDDEN * FFN)
+    attention = 2 * LAYERS * 2 * tokens.astype(np.float64) ** 2 * HIDDEN  # QKᵀ and AV
+    return float((dense + attention).mean())
+
+
+def matmul_flops(device: str, dtype: object, tokens: int = 4096, seconds: float = 3.0) -> float:
+    """FLOP/s of (tokens × 768) @ (768 × 3072), the encoder's commonest shape."""
+    import torch
+
+    a = torch.randn(tokens, HIDDEN, device=device, dtype=dtype)
+    b = torch.randn(HIDDEN, FFN, device=device, dtype=dtype)
+    synchronize = torch.cuda.synchronize if device == "cuda" else lambda: None
+    for _ in range(3):
+        a @ b
+    synchronize()
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for _ in range(10):
+            a @ b
+        runs += 10
+        synchronize()
+    return 2 * tokens * HIDDEN * FFN * runs / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
+    parser.add_argument("--posts", type=int, default=None, help="texts through the engine")
+    parser.add_argument("--baseline-posts", type=int, default=None, help="texts one at a time")
+    parser.add_argument("--token-budget", type=int, default=0, help="0: the engine's default")
+    args = parser.parse_args()
+    posts, baseline_posts = DEFAULTS[args.device]
+    posts, baseline_posts = args.posts or posts, args.baseline_posts or baseline_posts
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+    import torch
+
+    from flows.nlp.engine import Engine
+    from flows.nlp.tweetnlp_backend import skip_link_search_without_candidates
+
+    if args.device == "cpu":
+        from flows.nlp.lite import _limit_torch_threads
+
+        _limit_torch_threads()
+    rng = random.Random(1)
+    texts = [tweet_like(rng) for _ in range(posts + baseline_posts)]
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        build_model(Path(folder), texts[:5000])
+        import tweetnlp
+
+        classifier = tweetnlp.load_model("sentiment", model_name=folder)
+        classifier.model.to(args.device)
+        classifier.device = torch.device(args.device)
+        print(f"model built and loaded through tweetnlp in {time.perf_counter() - start:.0f} s")
+
+    tokens = np.array([len(ids) for ids in classifier.tokenizer(texts[:posts], truncation=True,
+                                                                 max_length=128)["input_ids"]])
+    print(
+        f"{args.device}, {torch.get_num_threads()} threads; {posts:,} texts of {tokens.mean():.1f} "
+        f"tokens on average ({tokens.min()}-{tokens.max()}); load average {os.getloadavg()[0]:.2f}"
+    )
+
+    baseline = texts[posts:]
+    classifier.predict(baseline[0])
+    start = time.perf_counter()
+    for text in baseline:
+        classifier.predict(text, return_probability=True)
+    baseline_rate = len(baseline) / (time.perf_counter() - start)
+    print(f"(a) tweetnlp predict, one text at a time, fp32: {baseline_rate:,.1f} posts/s")
+
+    skip_link_search_without_candidates(classifier.preprocess)  # as the backend does
+    engine = Engine(
+        classifier.model,
+        classifier.tokenizer,
+        classifier.preprocess,
+        multi_label=False,
+        device=args.device,
+        precision=args.precision,
+        token_budget=args.token_budget,
+    )
+    engine.probabilities(texts[:64])  # warm-up: allocator, kernels
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    engine.probabilities(texts[:posts])
+    engine_rate = posts / (time.perf_counter() - start)
+    print(
+        f"(b) engine, {engine.precision}, token budget {engine.token_budget}: "
+        f"{engine_rate:,.1f} posts/s ({engine_rate * 60:,.0f} posts/min)"
+    )
+    sample = texts[: min(posts, 5000)]
+    start = time.perf_counter()
+    for text in sample:
+        engine._preprocess(text)
+    print(  # on a GPU this, not the model, can be the limit
+        "    of which tweetnlp's preprocessing alone: "
+        f"{len(sample) / (time.perf_counter() - start):,.0f} texts/s on one core"
+    )
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(engine.precision, torch.float32)
+    flops = matmul_flops(args.device, dtype)
+    bound = flops / flop_per_post(tokens)
+    print(
+        f"(c) bound: {flops / 1e9:,.0f} GFLOP/s ({engine.precision} matmul) / "
+        f"{flop_per_post(tokens) / 1e9:.2f} GFLOP per post = {bound:,.1f} posts/s"
+    )
+    print(
+        json.dumps(
+            {
+                "device": args.device,
+                "precision": engine.precision,
+                "baseline_posts_per_s": round(baseline_rate, 2),
+                "engine_posts_per_s": round(engine_rate, 2),
+                "speedup": round(engine_rate / baseline_rate, 2),
+                "bound_posts_per_s": round(bound, 2),
+                "efficiency": round(engine_rate / bound, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Our inference engine for Hugging Face sequence classifiers: tweetnlp's answers, much faster.
+
+tweetnlp's ``predict`` pads every batch to its longest text and runs the model in fp32; the original
+project called it one tweet at a time. The engine gives the same probabilities by the shortest
+path it can:
+
+- texts are preprocessed (by the caller's function, tweetnlp's own) and identical results of that
+  classified once: reposts, and posts that differ only in a link, cost nothing;
+- the distinct texts are tokenized in one call of the fast (Rust) tokenizer, without padding;
+- they are sorted by length and cut into batches of at most ``token_budget`` padded tokens, so a
+  batch of short posts is wide and a batch of long ones narrow, and padding is nearly nil;
+- padding is one vectorised numpy assignment per batch, not a Python loop;
+- on CUDA the weights are bf16 (fp16 on GPUs without bf16), inputs go through pinned memory with
+  non-blocking copies, and probabilities stay on the GPU until the last batch is done, so the host
+  never waits for the device between batches;
+- on the CPU, ``precision`` picks the arithmetic (see ``CPU_PRECISIONS``).
+
+CPU precision, chosen by measurement with a roberta-base classifier on texts of about 40 tokens
+(bench/nlp.py, and the figures in docs/nlp.md). On 2 AVX2 cores fp32 in sorted batches reaches 12.8
+posts/s, ~90% of the fp32 matrix-multiply bound; dynamic int8 (``torch.ao``) 14.0, ONNX Runtime fp32
+5.9 and int8 11.0, bf16 ~1 (no bf16 instructions). Dynamic int8 is not offered: 9% faster at best,
+it moved 5-8% of the labels of the test models (bf16: 1-3%, none of the confident ones), and
+``torch.ao.quantization`` is deprecated. So ``auto`` is fp32 on the CPU: exact, within 10% of the
+bound. ``bf16`` is for CPUs with bf16 instructions
+(``torch.ops.mkldnn._is_mkldnn_bf16_supported()``): on 2 AVX-512 BF16 cores it ran 1.4-1.8 times
+as fast as fp32, but it moves labels near a model's decision boundaries, so it is chosen, not
+automatic; elsewhere it is refused, as it would run ten times slower, not faster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Padded tokens per batch: on the CPU the matrix multiplies are already efficient at ~64 short
+# posts; a GPU needs tens of thousands of tokens in flight to be busy.
+DEFAULT_TOKEN_BUDGET = {"cpu": 4096, "cuda": 65536}
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """The arithmetic ``precision`` means on ``device``.
+
+    Raises:
+        ValueError: an unknown precision, or one the device cannot run well.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if device == "cuda":
+        if precision in ("auto", "bf16"):
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return precision
+    if precision == "auto":
+        return "fp32"
+    if precision == "fp16":
+        raise ValueError("precision fp16 is a GPU path: on the CPU use auto, fp32 or bf16")
+    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise ValueError(
+            "precision bf16 needs a CPU with bf16 instructions (AVX-512 BF16 or AMX), which this "
+            "one lacks: it would run about ten times slower than fp32. Use auto or fp32"
+        )
+    return precision
+
+
+class Engine:
+    """Probabilities of a sequence classifier for many texts, fast, in input order.
+
+    Args:
+        model: a ``transformers`` sequence-classification model (weights are converted in place).
+        tokenizer: its fast tokenizer.
+        preprocess: applied to every text first (tweetnlp's tweet preprocessing).
+        multi_label: sigmoid per label (True) or softmax over labels (False), as tweetnlp does.
+        device: "cpu" or "cuda".
+        precision: one of ``PRECISIONS``; see ``resolve_precision``.
+        max_length: tokens per text at most (tweetnlp truncates at 128).
+        token_budget: padded tokens per batch; 0 picks ``DEFAULT_TOKEN_BUDGET[device]``.
+
+    Example:
+        >>> engine = Engine(model, tokenizer, str, multi_label=False)
+        >>> engine.probabilities(["so good", "so bad"]).shape
+        (2, 3)
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: object,
+        preprocess: Callable[[str], str],
+        *,
+        multi_label: bool,
+        device: str = "cpu",
+        precision: str = "auto",
+        max_length: int = 128,
+        token_budget: int = 0,
+    ) -> None:
+        self.device = device
+        self.precision = resolve_precision(precision, device)
+        self.multi_label = multi_label
+        self.max_length = max_length
+        self.token_budget = max(token_budget or DEFAULT_TOKEN_BUDGET[device], max_length)
+        self._tokenizer = tokenizer
+        self._preprocess = preprocess
+        self._pad_id = tokenizer.pad_token_id
+        self._model = _prepare(model, device, self.precision)
+        self._dtype = torch.bfloat16 if self.precision == "bf16" and device == "cpu" else None
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Per text, the probability of each of the model's labels (float32, input order)."""
+        prepared = [self._preprocess(text) for text in texts]
+        distinct, index = np.unique(np.array(prepared, dtype=object), return_inverse=True)
+        if len(distinct) == 0:
+            return np.zeros((0, self._model.config.num_labels), dtype=np.float32)
+        return self._distinct(list(distinct))[index.reshape(-1)]
+
+    def _distinct(self, texts: list[str]) -> np.ndarray:
+        encoded = self._tokenizer(
+            texts,
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
+        order = np.argsort(lengths, kind="stable")
+        flat = np.fromiter(
+            (token for i in order for token in encoded[i]), dtype=np.int64, count=int(lengths.sum())
+        )
+        sorted_lengths = lengths[order]
+        ends = np.cumsum(sorted_lengths)
+        out = torch.empty((len(texts), self._model.config.num_labels), device=self.device)
+        with torch.inference_mode(), _autocast(self._dtype):
+            start = 0
+            for stop in _batch_stops(sorted_lengths, self.token_budget):
+                ids, mask = _pad(flat, sorted_lengths, ends, start, stop, self._pad_id)
+                logits = self._model(
+                    input_ids=self._to_device(ids), attention_mask=self._to_device(mask)
+                ).logits.float()
+                rows = torch.from_numpy(order[start:stop]).to(self.device, non_blocking=True)
+                out[rows] = torch.sigmoid(logits) if self.multi_label else logits.softmax(-1)
+                start = stop
+        return out.cpu().numpy()
+
+    def _to_device(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if self.device == "cuda":
+            # pinned host memory lets the copy run asynchronously while the GPU works
+            return tensor.pin_memory().to(self.device, non_blocking=True)
+        return tensor
+
+
+def _prepare(model: torch.nn.Module, device: str, precision: str) -> torch.nn.Module:
+    model = getattr(model, "module", model).eval()  # tweetnlp wraps it in DataParallel on >1 GPU
+    if device == "cuda":
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+        return model.to(device=device, dtype=dtype)
+    return model.to("cpu", dtype=torch.float32)
+
+
+def _autocast(dtype: torch.dtype | None) -> torch.autocast:
+    # CPU bf16 through autocast: the weights stay fp32 and oneDNN runs the matmuls in bf16
+    return torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def _batch_stops(sorted_lengths: np.ndarray, token_budget: int) -> list[int]:
+    """End indices of batches over ascending lengths, each within ``token_budget`` tokens."""
+    stops = []
+    start = 0
+    total = len(sorted_lengths)
+    while start < total:
+        # lengths ascend, so a batch [start, stop) is padded to sorted_lengths[stop - 1]
+        rows = np.arange(1, total - start + 1)
+        fits = rows * sorted_lengths[start:] <= token_budget
+        stop = start + max(1, int(np.argmin(fits)) if not fits.all() else len(fits))
+        stops.append(stop)
+        start = stop
+    return stops
+
+
+def _pad(
+    flat: np.ndarray,
+    lengths: np.ndarray,
+    ends: np.ndarray,
+    start: int,
+    stop: int,
+    pad_id: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids and attention mask of the length-sorted texts [start, stop), right-padded."""
+    batch_lengths = lengths[start:stop]
+    mask = np.arange(int(batch_lengths[-1])) < batch_lengths[:, None]
+    ids = np.full(mask.shape, pad_id, dtype=np.int64)
+    first = int(ends[start - 1]) if start else 0
+    ids[mask] = flat[first : int(ends[stop - 1])]  # row-major order is the concatenation order
+    return ids, mask.astype(np.int64)

@@ -1,0 +1,287 @@
+"""The ``tweetnlp`` NLP backend: cardiffnlp's tweet models, through tweetnlp, run by our engine.
+
+Sentiment is ``cardiffnlp/twitter-roberta-base-sentiment-latest`` and topics
+``cardiffnlp/twitter-roberta-base-dec2021-tweet-topic-multi-all`` (19 labels, multi-label),
+tweetnlp's defaults for its ``sentiment`` and ``topic_classification`` tasks; either can be
+replaced by another Hugging Face name or a local folder. tweetnlp loads them and supplies their
+label maps and its tweet preprocessing (the topic model has its own); ``flows.nlp.engine``
+computes the same probabilities as tweetnlp's ``predict``, much faster. Entities come from the gazetteer of
+``flows.nlp.gazetteer``: tweetnlp's NER model (``tner/roberta-large-tweetner7-all``) is a
+roberta-large that would cost three times the two classifiers together, for entity types
+(person, location, ...) that say less about a data community than the gazetteer's tools.
+
+Models are found at construction, cheaply: a folder, or the Hugging Face cache; missing from both,
+they are downloaded into the cache, and with no network the error says how to pre-download them
+(``python -m flows download-models``). tweetnlp (a 7-15 s import) and the weights load when the
+backend first has a text to classify.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from flows.config import TweetnlpConfig
+from flows.nlp import BackendUnavailable
+from flows.nlp.engine import Engine, resolve_precision
+from flows.nlp.gazetteer import CAPITALISED_ONLY, GAZETTEER, find_entities
+from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
+
+# tweetnlp's own defaults (tweetnlp.text_classification.model.MODEL_LIST); a test keeps them equal.
+DEFAULT_MODELS = {
+    "sentiment": "cardiffnlp/twitter-roberta-base-sentiment-latest",
+    "topic_classification": "cardiffnlp/twitter-roberta-base-dec2021-tweet-topic-multi-all",
+}
+EXPECTED_LABELS = {"sentiment": SENTIMENT_LABELS, "topic_classification": TOPIC_LABELS}
+# What loading needs from a model repository: config, tokenizer files, PyTorch weights (the
+# cardiffnlp repositories also hold TensorFlow and Flax weights that would triple the download).
+MODEL_FILES = ["*.json", "*.txt", "*.safetensors", "pytorch_model.bin"]
+TOPIC_THRESHOLD = 0.5  # tweetnlp's: a label is predicted when its sigmoid is over 0.5
+PROBE_TIMEOUT_S = 3.0
+# URLExtract, tweetnlp's link finder, starts from one regular expression of ~1,500 alternatives
+# (a "." and a top-level domain, or "localhost"): ~0.4 ms per text, which alone would cap a GPU
+# at ~2,000 posts/s. Every alternative needs "." then a letter or digit, or "localhost": a text
+# with neither has no link, and skipping the search for it changes nothing.
+_MAYBE_LINK = re.compile(r"\.\w|localhost", re.IGNORECASE)
+
+
+class TweetnlpBackend:
+    """Sentiment and topics from cardiffnlp's models through tweetnlp; gazetteer entities.
+
+    Args:
+        settings: the ``[tweetnlp]`` section: models, precision, token budget.
+        device: "cpu" or "cuda".
+
+    Raises:
+        BackendUnavailable: a model is neither a folder, nor in the Hugging Face cache, nor
+            downloadable; or a precision the device cannot run.
+
+    Example:
+        >>> backend = TweetnlpBackend(TweetnlpConfig(), device="cpu")
+        >>> backend.classify(["I love this!"]).column("sentiment").to_pylist()
+        ['positive']
+    """
+
+    def __init__(self, settings: TweetnlpConfig | None = None, device: str = "cpu") -> None:
+        settings = settings or TweetnlpConfig()
+        self.device = device
+        self.settings = settings
+        try:
+            self.precision = resolve_precision(settings.precision, device)
+        except ValueError as error:
+            raise BackendUnavailable(f"[tweetnlp] precision: {error}") from None
+        names = {
+            "sentiment": settings.sentiment_model,
+            "topic_classification": settings.topic_model,
+        }
+        self.folders = {task: locate(name or DEFAULT_MODELS[task]) for task, name in names.items()}
+        models = "+".join(
+            f"{_short_name(names[task] or DEFAULT_MODELS[task])}@{_folder_digest(folder)}"
+            for task, folder in self.folders.items()
+        )
+        self.model_id = (
+            f"tweetnlp-{version('tweetnlp')}/{models}/{self.precision}"
+            f"+gazetteer-{_gazetteer_digest()}"
+        )
+        self._engines: dict[str, tuple[Engine, list[str]]] = {}
+
+    def _load(self) -> None:
+        if self._engines:
+            return
+        import tweetnlp
+
+        if self.device == "cpu":
+            from flows.nlp.lite import _limit_torch_threads
+
+            _limit_torch_threads()
+        for task, folder in self.folders.items():
+            with _bounded_network_probe(), warnings.catch_warnings():
+                # tweetnlp 0.4.5 passes transformers 4.x an argument it deprecates
+                warnings.filterwarnings("ignore", "The `use_auth_token`", FutureWarning)
+                classifier = tweetnlp.load_model(task, model_name=str(folder))
+            labels = [classifier.id_to_label[str(i)] for i in range(len(classifier.id_to_label))]
+            unexpected = sorted(set(labels) - set(EXPECTED_LABELS[task]))
+            if unexpected:
+                raise BackendUnavailable(
+                    f"{folder}: the {task} model's labels {unexpected} are not among "
+                    f"{', '.join(EXPECTED_LABELS[task])}, which the warehouse views expect"
+                )
+            skip_link_search_without_candidates(classifier.preprocess)
+            engine = Engine(
+                classifier.model,
+                classifier.tokenizer,
+                classifier.preprocess,
+                multi_label=classifier.multi_label,
+                device=self.device,
+                precision=self.precision,
+                max_length=classifier.max_length,
+                token_budget=self.settings.token_budget,
+            )
+            self._engines[task] = (engine, labels)
+
+    def probabilities(self, task: str, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """One task's probabilities for ``texts`` and the model's labels in column order."""
+        self._load()
+        engine, labels = self._engines[task]
+        return engine.probabilities(texts), labels
+
+    def classify(self, texts: Sequence[str]) -> pa.Table:
+        """Classify texts; one ``NLP_RESULT_SCHEMA`` row per text, in the same order."""
+        if not texts:
+            return NLP_RESULT_SCHEMA.empty_table()
+        sentiment, sentiment_labels = self.probabilities("sentiment", texts)
+        topics, topic_labels = self.probabilities("topic_classification", texts)
+        best_sentiment = sentiment.argmax(axis=1)
+        ranked = np.argsort(-topics, axis=1, kind="stable")
+        rows = np.arange(len(texts))
+        return pa.table(
+            {
+                "sentiment": [sentiment_labels[i] for i in best_sentiment],
+                "sentiment_score": sentiment[rows, best_sentiment].astype(np.float64),
+                "topic": [topic_labels[i] for i in ranked[:, 0]],
+                "topic_score": topics[rows, ranked[:, 0]].astype(np.float64),
+                "topics": [
+                    [topic_labels[i] for i in order if p[i] > TOPIC_THRESHOLD]
+                    for order, p in zip(ranked, topics, strict=True)
+                ],
+                "entities": [find_entities(text) for text in texts],
+                "model_id": [self.model_id] * len(texts),
+            },
+            schema=NLP_RESULT_SCHEMA,
+        )
+
+
+def locate(name: str) -> Path:
+    """The local folder of a model: ``name`` itself, or its copy in the Hugging Face cache (fetched
+    there when missing).
+
+    Raises:
+        BackendUnavailable: no folder, no cached copy, and no download possible (offline).
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise BackendUnavailable(
+                f"{path}: not a model folder (no config.json); point the [tweetnlp] setting at "
+                "the folder that `python -m flows download-models --dir DIR` wrote"
+            )
+        return path
+    try:
+        return Path(snapshot_download(name, allow_patterns=MODEL_FILES, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
+    try:
+        return _download(name)
+    except BackendUnavailable as error:
+        raise BackendUnavailable(
+            f"the tweetnlp backend needs the model {name!r}, which is not in the Hugging Face "
+            "cache and cannot be downloaded "
+            f"({error}). On a machine with network run `python -m flows "
+            "download-models` (fills the Hugging Face cache; copy ~/.cache/huggingface over, or "
+            "set HF_HOME) or `python -m flows download-models --dir DIR` and set "
+            "[tweetnlp] sentiment_model and topic_model to the folders it prints; or set "
+            "nlp_backend = lite, which needs no download"
+        ) from None
+
+
+def download_models(settings: TweetnlpConfig, directory: Path | None = None) -> dict[str, Path]:
+    """Fetch the configured models: into the Hugging Face cache, or into ``directory``/<name>.
+
+    Returns:
+        The local folder of each task's model.
+    """
+    names = {"sentiment": settings.sentiment_model, "topic_classification": settings.topic_model}
+    folders = {}
+    for task, name in names.items():
+        name = name or DEFAULT_MODELS[task]
+        if Path(name).expanduser().is_dir():
+            folders[task] = Path(name).expanduser()
+        else:
+            target = None if directory is None else Path(directory) / name.replace("/", "--")
+            folders[task] = _download(name, target)
+    return folders
+
+
+def _download(name: str, folder: Path | None = None) -> Path:
+    """Fetch a model into the Hugging Face cache, or into ``folder``; its local folder.
+
+    Raises:
+        BackendUnavailable: offline, an unknown name, or no access; the message says which.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(name, allow_patterns=MODEL_FILES, local_dir=folder))
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:  # OSError: network
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise BackendUnavailable(
+            f"cannot download {name}: {type(error).__name__} {first_line}".strip()
+        ) from None
+
+
+def skip_link_search_without_candidates(preprocess: Callable[[str], str]) -> None:
+    """Make the link finder of a tweetnlp preprocessor return at once for texts without links."""
+    from urlextract import URLExtract
+
+    for cell in preprocess.__closure__ or ():
+        finder = cell.cell_contents
+        if isinstance(finder, URLExtract):
+            find_urls = finder.find_urls
+            finder.find_urls = lambda text, *args, **kwargs: (
+                find_urls(text, *args, **kwargs) if _MAYBE_LINK.search(text) else []
+            )
+
+
+def _short_name(name: str) -> str:
+    # "cardiffnlp/x", ".../cardiffnlp--x" (a download-models folder) and ".../x" are all "x"
+    return Path(name.rstrip("/")).name.split("--")[-1]
+
+
+def _folder_digest(folder: Path) -> str:
+    """Eight hex digits over a model folder's configuration and weights.
+
+    The same weights give the same id whether they sit in the cache or in a copied folder.
+    """
+    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("pytorch_model.bin")):
+        digest.update(f"{weights.name}:{_weights_sha256(weights)}".encode())
+    return digest.hexdigest()[:8]
+
+
+def _weights_sha256(path: Path) -> str:
+    target = path.resolve()
+    if path.is_symlink() and target.parent.name == "blobs":
+        return target.name  # the Hugging Face cache names a weights blob by its sha256
+    with target.open("rb") as weights:
+        return hashlib.file_digest(weights, "sha256").hexdigest()
+
+
+def _gazetteer_digest() -> str:
+    data = repr((GAZETTEER, sorted(CAPITALISED_ONLY)))  # sorted: set order varies per process
+    return hashlib.sha256(data.encode()).hexdigest()[:8]
+
+
+@contextmanager
+def _bounded_network_probe() -> Iterator[None]:
+    # tweetnlp asks http://google.com whether it is online before loading, with no timeout: behind
+    # a firewall that drops packets, that holds the load for minutes. The models are local by
+    # now, so its answer changes nothing.
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(PROBE_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)

@@ -1,0 +1,381 @@
+"""The tweetnlp backend and our engine, offline, on tiny RoBERTa classifiers built here.
+
+The models have random weights and a byte-level BPE tokenizer trained in the test; they are saved
+to a folder and loaded through the same path as a real model (tweetnlp's ``load_model``), so the
+engine is compared with tweetnlp's own ``predict`` on the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from flows.analyze import analyse_posts
+from flows.config import ConfigError, TweetnlpConfig, load_config
+from flows.nlp import BackendUnavailable, classify_texts, load_backend
+from flows.nlp.engine import Engine, _batch_stops, _pad
+from flows.nlp.gazetteer import find_entities
+from flows.nlp.tweetnlp_backend import DEFAULT_MODELS, TweetnlpBackend, locate
+from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
+from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
+from tests.conftest import make_posts
+
+# tweetnlp 0.4.5 passes transformers an argument it deprecates; the backend silences it too
+pytestmark = pytest.mark.filterwarnings("ignore:The `use_auth_token`:FutureWarning")
+ROOT = Path(__file__).parents[1]
+WORDS = (
+    "data pipeline dbt airflow dagster kafka spark duckdb bigquery warehouse lake love hate great "
+    "awful broken fixed release today tomorrow team query model cost fast slow why how really "
+    "football match concert film recipe travel gym exam family coffee news election game song"
+).split()
+
+
+def _tweet(rng: random.Random) -> str:
+    words = [rng.choice(WORDS) for _ in range(rng.choice([1, 3, 6, 10, 15, 25, 40, 90]))]
+    if rng.random() < 0.3:
+        words.insert(rng.randrange(len(words) + 1), f"@User{rng.randrange(50)}")
+    if rng.random() < 0.3:
+        words.append(f"https://example.com/{rng.randrange(1000)}")
+    if rng.random() < 0.2:
+        words.append(rng.choice(["🎉", "😡", "#DataEngineering", ":)"]))
+    return " ".join(words)
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    rng = random.Random(3)
+    distinct = [_tweet(rng) for _ in range(150)]
+    # reposts, a post twice with different links, and an empty post
+    links = [f"{distinct[0]} https://example.com/{n}" for n in ("a", "b")]
+    return distinct + distinct[:20] + links + [""]
+
+
+def _build(
+    folder: Path, labels: tuple[str, ...], multi_label: bool, corpus: list[str], seed: int = 0
+) -> Path:
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast
+
+    folder.mkdir()
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(
+        corpus, vocab_size=1000, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
+    bpe.save_model(str(folder))
+    tokenizer = RobertaTokenizerFast.from_pretrained(folder, model_max_length=128)
+    tokenizer.save_pretrained(folder)
+    config = RobertaConfig(
+        vocab_size=1000,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification" if multi_label else "single_label_classification",
+        initializer_range=0.1,  # wider than the default: outputs that depend more on the text
+    )
+    torch.manual_seed(seed)
+    model = RobertaForSequenceClassification(config).eval()
+    # A random model gives nearly every text the same label. Scale the output layer so that each
+    # logit spreads over the corpus like a trained model's (mean 0, standard deviation 3).
+    encoded = tokenizer(corpus, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        cls = model.roberta(**encoded).last_hidden_state[:, 0]
+        logits = torch.tanh(model.classifier.dense(cls)) @ model.classifier.out_proj.weight.T
+        scale = 3 / logits.std(0)
+        model.classifier.out_proj.weight.mul_(scale[:, None])
+        model.classifier.out_proj.bias.copy_(-logits.mean(0) * scale)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def corpus() -> list[str]:
+    return [_tweet(random.Random(seed)) for seed in range(400)]
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory, corpus: list[str]) -> TweetnlpConfig:
+    root = tmp_path_factory.mktemp("tweetnlp-models")
+    return TweetnlpConfig(
+        sentiment_model=str(_build(root / "sentiment", SENTIMENT_LABELS, False, corpus)),
+        topic_model=str(_build(root / "topic", TOPIC_LABELS, True, corpus, seed=1)),
+        precision="fp32",
+    )
+
+
+@pytest.fixture(scope="module")
+def other_models(
+    tmp_path_factory: pytest.TempPathFactory, corpus: list[str], models: TweetnlpConfig
+) -> TweetnlpConfig:
+    """The same topic model with another sentiment model: another model id."""
+    folder = tmp_path_factory.mktemp("tweetnlp-other") / "sentiment"
+    return TweetnlpConfig(
+        str(_build(folder, SENTIMENT_LABELS, False, corpus, seed=2)), models.topic_model, "fp32"
+    )
+
+
+@pytest.fixture(scope="module")
+def backend(models: TweetnlpConfig) -> TweetnlpBackend:
+    return load_backend("tweetnlp", device="cpu", tweetnlp=models)
+
+
+@pytest.fixture(scope="module")
+def tweetnlp_models(models: TweetnlpConfig) -> dict:
+    import tweetnlp
+
+    return {
+        "sentiment": tweetnlp.load_model("sentiment", model_name=models.sentiment_model),
+        "topic_classification": tweetnlp.load_model(
+            "topic_classification", model_name=models.topic_model
+        ),
+    }
+
+
+def test_tweetnlp_default_models_are_tweetnlps_own() -> None:
+    from tweetnlp.text_classification.model import MODEL_LIST
+
+    assert DEFAULT_MODELS == {
+        "sentiment": MODEL_LIST["sentiment"]["default"],
+        "topic_classification": MODEL_LIST["topic_classification"]["multi_label"],
+    }
+
+
+@pytest.mark.parametrize("task", ["sentiment", "topic_classification"])
+def test_tweetnlp_fp32_engine_equals_tweetnlp_predict(
+    backend: TweetnlpBackend, tweetnlp_models: dict, texts: list[str], task: str
+) -> None:
+    probabilities, labels = backend.probabilities(task, texts)
+    # the original style: one text at a time through tweetnlp's own predict
+    expected = [tweetnlp_models[task].predict(t, return_probability=True) for t in texts]
+    assert probabilities.shape == (len(texts), len(labels))
+    for row, want in zip(probabilities, expected, strict=True):
+        np.testing.assert_allclose(
+            row, [want["probability"][label] for label in labels], atol=1e-4, rtol=0
+        )
+    if task == "sentiment":
+        assert [labels[i] for i in probabilities.argmax(axis=1)] == [w["label"] for w in expected]
+        assert len({w["label"] for w in expected}) > 1  # the tiny model does discriminate
+    else:
+        got = [{labels[i] for i in np.flatnonzero(row > 0.5)} for row in probabilities]
+        assert got == [set(w["label"]) for w in expected]
+
+
+def test_tweetnlp_rows_follow_the_schema_and_tweetnlps_labels(
+    backend: TweetnlpBackend, tweetnlp_models: dict, texts: list[str]
+) -> None:
+    table = backend.classify(texts)
+    assert table.schema.equals(NLP_RESULT_SCHEMA)
+    sentiment = tweetnlp_models["sentiment"].predict(texts, return_probability=True)
+    topics = tweetnlp_models["topic_classification"].predict(texts, return_probability=True)
+    for text, row, s, t in zip(texts, table.to_pylist(), sentiment, topics, strict=True):
+        assert row["sentiment"] == s["label"]
+        assert row["sentiment_score"] == pytest.approx(max(s["probability"].values()), abs=1e-4)
+        assert set(row["topics"]) == set(t["label"])
+        assert row["topic"] == max(t["probability"], key=t["probability"].get)
+        assert row["topic_score"] == pytest.approx(max(t["probability"].values()), abs=1e-4)
+        scores = [t["probability"][label] for label in row["topics"]]
+        assert scores == sorted(scores, reverse=True)
+        assert row["entities"] == find_entities(text)
+        assert row["model_id"] == backend.model_id
+    assert backend.classify([]).num_rows == 0
+
+
+def test_tweetnlp_model_id_names_the_models_and_the_precision(
+    backend: TweetnlpBackend, models: TweetnlpConfig, other_models: TweetnlpConfig
+) -> None:
+    assert backend.model_id.startswith("tweetnlp-0.4.5/sentiment@")
+    assert "+topic@" in backend.model_id and "/fp32+gazetteer-" in backend.model_id
+    assert TweetnlpBackend(models, device="cpu").model_id == backend.model_id
+    assert TweetnlpBackend(other_models).model_id != backend.model_id
+
+
+def test_tweetnlp_preprocessing_is_tweetnlps_own(
+    backend: TweetnlpBackend, texts: list[str]
+) -> None:
+    from tweetnlp.util import get_preprocessor
+
+    backend._load()
+    tricky = [
+        "see example.com and https://x.org/a?b=1, @Someone @ABC1",
+        "v2.0 is out... e.g. 3.5x faster!",
+        "ping 10.0.0.1 or LocalHost:8080 now",
+        "Münich.de and bücher.рф",
+        "@User7: no links. None at all.",
+        "",
+    ]
+    for task, kind in (("sentiment", None), ("topic_classification", "tweet_topic")):
+        engine, _ = backend._engines[task]
+        reference = get_preprocessor(kind)
+        assert [engine._preprocess(t) for t in texts + tricky] == [
+            reference(t) for t in texts + tricky
+        ]
+    assert backend._engines["topic_classification"][0]._preprocess(tricky[0]) == (
+        "see {{URL}} and {{URL}} @Someone {@ABC1@}"
+    )
+
+
+def test_tweetnlp_identical_texts_run_through_the_model_once(
+    backend: TweetnlpBackend, texts: list[str]
+) -> None:
+    backend._load()
+    engine, _ = backend._engines["sentiment"]
+    seen: list[int] = []
+    hook = engine._model.register_forward_hook(
+        lambda module, args, kwargs, output: seen.append(kwargs["input_ids"].shape[0]),
+        with_kwargs=True,
+    )
+    try:
+        engine.probabilities(texts)
+    finally:
+        hook.remove()
+    # reposts, and posts that differ only in a link (tweetnlp reads every link as "http")
+    assert engine._preprocess("ok https://a.com/1") == engine._preprocess("ok https://b.org")
+    assert sum(seen) == len({engine._preprocess(t) for t in texts}) < len(set(texts))
+
+
+def test_tweetnlp_bf16_on_the_cpu_keeps_the_labels(
+    backend: TweetnlpBackend, models: TweetnlpConfig, texts: list[str]
+) -> None:
+    import torch
+
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with pytest.raises(BackendUnavailable, match="bf16 instructions"):
+            TweetnlpBackend(TweetnlpConfig(models.sentiment_model, models.topic_model, "bf16"))
+        return
+    fast = TweetnlpBackend(TweetnlpConfig(models.sentiment_model, models.topic_model, "bf16"))
+    for task in ("sentiment", "topic_classification"):
+        exact, _ = backend.probabilities(task, texts)
+        approximate, _ = fast.probabilities(task, texts)
+        if task == "sentiment":
+            labels, fast_labels = exact.argmax(1), approximate.argmax(1)
+            sure = exact.max(1) >= 0.6
+            assert np.bincount(labels, minlength=3).min() >= 10  # labels depend on the text
+        else:
+            labels, fast_labels = exact > 0.5, approximate > 0.5
+            sure = np.abs(exact - 0.5) >= 0.2
+            assert 0.2 < labels.mean() < 0.8
+        # A random model's outputs crowd its decision boundaries (bf16 moved 1-8% of all its
+        # labels); a trained classifier is sure of most posts. On the posts this one is sure of,
+        # bf16 must keep the labels.
+        assert sure.mean() > 0.5
+        assert (labels == fast_labels)[sure].mean() >= 0.99, task
+        assert (labels == fast_labels).mean() >= 0.9, task
+
+
+def test_tweetnlp_batches_fit_the_token_budget_and_pad_right() -> None:
+    lengths = np.array([2, 3, 3, 5, 8, 8, 9, 20])
+    stops = _batch_stops(lengths, 16)
+    starts = [0, *stops[:-1]]
+    assert stops[-1] == len(lengths)
+    for start, stop in zip(starts, stops, strict=True):
+        assert (stop - start) * lengths[stop - 1] <= 16 or stop - start == 1
+    assert stops == [3, 5, 6, 7, 8]
+    flat = np.arange(1, lengths.sum() + 1)
+    ids, mask = _pad(flat, lengths, np.cumsum(lengths), 1, 4, pad_id=0)
+    assert ids.tolist() == [[3, 4, 5, 0, 0], [6, 7, 8, 0, 0], [9, 10, 11, 12, 13]]
+    assert mask.tolist() == (ids > 0).astype(int).tolist()
+
+
+def test_tweetnlp_streams_through_classify_texts(
+    backend: TweetnlpBackend, texts: list[str]
+) -> None:
+    whole = backend.classify(texts)
+    chunks = list(classify_texts(backend, texts, chunk_size=64))
+    assert [c.num_rows for c in chunks] == [64, 64, len(texts) - 128]
+    assert pa.concat_tables(chunks).column("sentiment").equals(whole.column("sentiment"))
+
+
+def test_tweetnlp_switching_model_adds_results_and_views_pick_the_newest(
+    backend: TweetnlpBackend, other_models: TweetnlpConfig, tmp_path: Path
+) -> None:
+    posts = make_posts(range(30))
+    other = TweetnlpBackend(other_models)
+    with DuckDBWarehouse(tmp_path / "w.duckdb", lock_timeout=5) as warehouse:
+        warehouse.load_posts(posts)
+        assert analyse_posts(posts, backend, warehouse).num_rows == 30
+        assert analyse_posts(posts, backend, warehouse).num_rows == 0  # classified once
+        assert analyse_posts(posts, other, warehouse).num_rows == 30
+        counts = warehouse.query(
+            "SELECT model_id, COUNT(*) AS n FROM post_nlp GROUP BY model_id ORDER BY model_id"
+        ).to_pylist()
+        assert {row["model_id"]: row["n"] for row in counts} == {
+            backend.model_id: 30,
+            other.model_id: 30,
+        }
+        shown = warehouse.query("SELECT DISTINCT model_id FROM posts_enriched").to_pylist()
+    assert shown == [{"model_id": other.model_id}]
+
+
+def test_tweetnlp_a_folder_without_a_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BackendUnavailable, match="no config.json"):
+        locate(str(tmp_path))
+
+
+def test_tweetnlp_settings_are_read_and_checked(tmp_path: Path) -> None:
+    conf = tmp_path / "c.conf"
+    conf.write_text(
+        "[tweetnlp]\nsentiment_model = /models/s\nprecision = bf16\ntoken_budget = 8192\n"
+    )
+    settings = load_config(conf).tweetnlp
+    assert settings == TweetnlpConfig("/models/s", "", "bf16", 8192)
+    conf.write_text("[tweetnlp]\nprecision = int4\n")
+    with pytest.raises(ConfigError, match=r"\[tweetnlp\] precision"):
+        load_config(conf)
+
+
+def _offline_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HOME": str(cwd / "hf"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "flows", *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_tweetnlp_offline_without_models_says_how_to_get_them(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("hello\n")
+    out = _offline_cli("classify", "in.txt", "out.csv", "--backend", "tweetnlp", cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert "twitter-roberta-base-sentiment-latest" in out.stderr
+    assert "python -m flows download-models" in out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "out.csv").exists()
+    out = _offline_cli("download-models", cwd=tmp_path)
+    assert out.returncode == 2 and "cannot download cardiffnlp/" in out.stderr, out.stderr
+
+
+def test_tweetnlp_classify_command_reads_the_models_from_the_configuration(
+    tmp_path: Path, models: TweetnlpConfig
+) -> None:
+    (tmp_path / "in.txt").write_text("love this release\nhate this outage on bigquery\n")
+    (tmp_path / "c.conf").write_text(
+        f"[tweetnlp]\nsentiment_model = {models.sentiment_model}\n"
+        f"topic_model = {models.topic_model}\n"
+    )
+    out = _offline_cli(
+        "classify", "in.txt", "out.jsonl", "--backend", "tweetnlp", "--device", "cpu",
+        "--config", "c.conf", cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [row["text"] for row in rows] == ["love this release", "hate this outage on bigquery"]
+    assert all(row["model_id"].startswith("tweetnlp-0.4.5/sentiment@") for row in rows)
+    assert rows[1]["entities"] == [{"text": "BigQuery", "type": "product"}]
+
+
+def test_tweetnlp_engine_refuses_precisions_the_device_cannot_run(backend: TweetnlpBackend) -> None:
+    backend._load()
+    engine, _ = backend._engines["sentiment"]
+    with pytest.raises(ValueError, match="GPU path"):
+        Engine(engine._model, engine._tokenizer, str, multi_label=False, precision="fp16")
+    with pytest.raises(BackendUnavailable, match="precision"):
+        TweetnlpBackend(TweetnlpConfig(precision="fp16"), device="cpu")
