@@ -13,7 +13,9 @@ from pathlib import Path
 
 from flows.config import DEFAULT_PATH, Config, ConfigError, load_config
 
-COMMANDS = ("demo", "collect", "analyze", "run", "classify", "dashboard", "serve", "download-models")
+COMMANDS = (
+    "demo", "collect", "analyze", "run", "classify", "dashboard", "serve", "download-models", "looker-url"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +65,15 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the deployments of prefect.yaml, with their schedules, without a work pool",
     )
     serve.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"))
+    looker = sub.add_parser(
+        "looker-url",
+        parents=[common],
+        help="print the Looker Studio URL that opens a report over the BigQuery views",
+    )
+    looker.add_argument("--report-name", default="Hashtag pulse")
+    looker.add_argument(
+        "--template", default=None, help="the id of a template report to copy (see docs/looker-studio.md)"
+    )
     return parser
 
 
@@ -142,6 +153,11 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         # a deployment's `config_path: null` means ./configuration.conf: honour --config instead
         serve(args.prefect_file, config_path=str(args.config) if args.config else None)
+        return 0
+    if args.command == "looker-url":
+        from flows.looker import looker_url
+
+        print(looker_url(config.warehouse, args.report_name, args.template))
         return 0
     raise AssertionError(args.command)
 
