@@ -177,9 +177,7 @@ wait_for_server() {
 deploy() {
   # blocks/make_gcp_blocks.py creates the GcpCredentials and GcsBucket blocks that
   # [prefect_config] names, with the VM's own credentials (no key file).
-  if [ -f "$APP_DIR/blocks/make_gcp_blocks.py" ]; then
-    as_app "$VENV/bin/python" blocks/make_gcp_blocks.py
-  fi
+  as_app "$VENV/bin/python" blocks/make_gcp_blocks.py
   # --overwrite: the worker may have created the pool a moment earlier
   as_app "$VENV/bin/prefect" work-pool create "$WORK_POOL" --type process --overwrite
   as_app "$VENV/bin/prefect" --no-prompt deploy --all
