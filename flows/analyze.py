@@ -26,7 +26,8 @@ from flows.config import Config
 from flows.lake import Lake
 from flows.nlp import Backend, classify_texts, load_backend
 from flows.schema import NLP_SCHEMA, UTC_TIMESTAMP
-from flows.warehouse import Warehouse, open_warehouse
+from flows.stores import open_config_warehouse, open_lake
+from flows.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def analyze(
         on_progress: called with ``(posts done, posts to do)``: once with ``done == 0`` when the
             work is known, after every few hundred posts, and with ``done == total`` at the end.
     """
-    lake = Lake(config.lake)
+    lake = open_lake(config)
     backend = backend or load_backend(
         config.pipeline.nlp_backend,
         config.pipeline.nlp_device,
@@ -116,7 +117,7 @@ def analyze(
         config.tweetnlp,
     )
     report = AnalyzeReport(model_id=backend.model_id)
-    with lake.lock("analyze"), open_warehouse(config.warehouse) as warehouse:
+    with lake.lock("analyze"), open_config_warehouse(config) as warehouse:
         report.warehouse = warehouse.url
         target = f"{backend.model_id} -> {warehouse.url}"
         pending = lake.pending_files(target)
@@ -132,7 +133,7 @@ def analyze(
 
         advance(0)
         for paths, posts in _groups(lake, pending):
-            report.posts_loaded += warehouse.load_posts(posts)
+            report.posts_loaded += warehouse.load_posts(posts, [lake.uri(p) for p in paths])
             results = analyse_posts(posts, backend, warehouse, advance)
             report.analysed += results.num_rows
             report.sentiment.update(results.column("sentiment").to_pylist())

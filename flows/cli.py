@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 def _run(config: Config, collect_only: bool = False, analyze_only: bool = False) -> int:
     from flows.analyze import analyze
     from flows.collect import collect
-    from flows.lake import Lake
+    from flows.stores import open_lake
     from flows.summary import analyze_markdown, collect_markdown
 
     failed = False
@@ -94,7 +94,7 @@ def _run(config: Config, collect_only: bool = False, analyze_only: bool = False)
         with tqdm(desc="analyze", unit=" posts") as bar:
             report = analyze(config, on_progress=lambda done, total: _advance(bar, done, total))
         print(analyze_markdown(report), end="\n\n")
-        print(f"Lake: {Lake(config.lake).count_posts():,} posts in {config.lake}")
+        print(f"Lake: {open_lake(config).count_posts():,} posts in {config.lake}")
     return 1 if failed else 0
 
 

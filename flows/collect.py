@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from flows.config import Config
 from flows.lake import Lake
+from flows.stores import open_lake
 from flows.normalize import normalize
 from flows.sources import Cursor, SourceError, make_source
 
@@ -55,7 +56,7 @@ def collect_source(
     callers can retry: a retry resumes from the last saved cursor. `flows.lock.LakeBusy` is raised
     when another run keeps collecting this source for longer than the lock's wait.
     """
-    lake = lake or Lake(config.lake)
+    lake = lake or open_lake(config)
     # one collector per source at a time: a second run waits, then starts from the cursor the
     # first one saved, so two runs never write the same posts
     with lake.lock(f"collect-{name}"):
@@ -105,7 +106,7 @@ def collect(config: Config, *, run_id: str | None = None, progress: bool = False
     """Collect every configured source into the lake, one after the other."""
     check_sources(config)
     run_id = run_id or new_run_id()
-    lake = Lake(config.lake)
+    lake = open_lake(config)
     return [
         collect_source(config, name, run_id, lake=lake, progress=progress)
         for name in config.pipeline.sources

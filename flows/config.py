@@ -44,6 +44,7 @@ class GcpConfig:
     data_lake_bucket: str = ""
     bucket_filename: str = ""  # a prefix inside the bucket (the original wrote one file here)
     bq_dataset: str = ""
+    bq_location: str = ""  # where the pipeline creates a missing dataset; empty: US
     bq_table: str = ""  # kept for old files; the warehouse tables are named by DESIGN.md
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -78,6 +78,10 @@ class Lake:
 
     def __repr__(self) -> str:
         return f"Lake({self.url!r})"
+
+    def uri(self, path: str) -> str:
+        """The full URL of a lake-relative path (``gs://bucket/prefix/posts/...`` on GCS)."""
+        return f"{self.url}/{path}"
 
     # ---------------------------------------------------------------- small atomic JSON state
     def _path(self, *parts: str) -> str:
@@ -254,8 +258,3 @@ class LakeWriter:
 def _day_str(day: int) -> str:
     return (np.datetime64(day, "D")).astype(str)
 
-
-def iter_pending(lake: Lake, target: str) -> Iterator[tuple[str, pa.Table]]:
-    """Yield ``(path, posts)`` for each file not yet loaded into `target`."""
-    for path in lake.pending_files(target):
-        yield path, lake.read_posts(path)

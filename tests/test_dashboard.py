@@ -85,8 +85,8 @@ TOPICS = {
 AUTHORS = ["ana", "bo", "chen", "dara", "eli", "femi", "gus", "hana", "ivo", "jun", "kai", "lea"]
 
 
-def build_warehouse(path: Path, n: int = 360, seed: int = 11) -> str:
-    """A warehouse of `n` posts over `DAYS` days from two sources, with NLP results."""
+def dashboard_rows(n: int = 360, seed: int = 11) -> tuple[pa.Table, pa.Table]:
+    """`n` posts over `DAYS` days from two sources, and NLP results for most of them."""
     rng = random.Random(seed)
     posts, results = [], []
     start = datetime.combine(FIRST_DAY, datetime.min.time(), UTC)
@@ -141,10 +141,16 @@ def build_warehouse(path: Path, n: int = 360, seed: int = 11) -> str:
                 "analysed_at": start + timedelta(days=DAYS, hours=3),
             }
         )
+    return posts_table(posts), pa.Table.from_pylist(results, schema=NLP_SCHEMA)
+
+
+def build_warehouse(path: Path, n: int = 360, seed: int = 11) -> str:
+    """A DuckDB warehouse holding `dashboard_rows`; its URL."""
+    posts, results = dashboard_rows(n, seed)
     url = f"duckdb:///{path}"
     with open_warehouse(url) as warehouse:
-        warehouse.load_posts(posts_table(posts))
-        warehouse.load_nlp(pa.Table.from_pylist(results, schema=NLP_SCHEMA))
+        warehouse.load_posts(posts)
+        warehouse.load_nlp(results)
     return url
 
 

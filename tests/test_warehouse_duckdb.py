@@ -484,9 +484,10 @@ def test_absolute_url(tmp_path: Path) -> None:
         assert w.counts() == {"posts": 0, "post_nlp": 0}
 
 
-def test_bigquery_is_not_in_this_version() -> None:
-    with pytest.raises(WarehouseError, match="BigQuery warehouse is not in this version"):
-        open_warehouse("bigquery://my-project/pulse")
+@pytest.mark.parametrize("url", ["bigquery://my-project", "bigquery://my-project/", "bigquery:///pulse", "bigquery://p/d/x"])
+def test_a_bigquery_url_needs_a_project_and_a_dataset(url: str) -> None:
+    with pytest.raises(WarehouseError, match="needs a project and a dataset"):
+        open_warehouse(url)
 
 
 @pytest.mark.parametrize(

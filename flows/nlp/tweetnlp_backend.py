@@ -239,9 +239,8 @@ def skip_link_search_without_candidates(preprocess: Callable[[str], str]) -> Non
     for cell in preprocess.__closure__ or ():
         finder = cell.cell_contents
         if isinstance(finder, URLExtract):
-            find_urls = finder.find_urls
-            finder.find_urls = lambda text, *args, **kwargs: (
-                find_urls(text, *args, **kwargs) if _MAYBE_LINK.search(text) else []
+            finder.find_urls = lambda text, *args, _find=finder.find_urls, **kwargs: (
+                _find(text, *args, **kwargs) if _MAYBE_LINK.search(text) else []
             )
 
 

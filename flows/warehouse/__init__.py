@@ -36,9 +36,12 @@ class Warehouse(Protocol):
 
     url: str
 
-    def load_posts(self, posts: pa.Table) -> int:
+    def load_posts(self, posts: pa.Table, files: Sequence[str] = ()) -> int:
         """Merge POST_SCHEMA rows on ``post_id``: insert new posts, refresh the counters of
-        known ones from a newer collection. Returns the number of posts inserted."""
+        known ones from a newer collection. Returns the number of posts inserted.
+
+        `files`, when given, are the lake files that hold exactly these rows: a warehouse that
+        reads them itself (BigQuery, from ``gs://``) loads them instead of `posts`."""
         ...
 
     def load_nlp(self, results: pa.Table) -> int:
@@ -79,14 +82,16 @@ _URL_HELP = (
 )
 
 
-def open_warehouse(url: str) -> Warehouse:
+def open_warehouse(url: str, *, credentials: object | None = None, location: str = "") -> Warehouse:
     """Open the warehouse at `url`, creating its tables and (re)creating its views.
 
     ``duckdb:///data/w.duckdb`` is relative to the working directory, ``duckdb:////srv/w.duckdb``
-    absolute (SQLAlchemy's convention); the folder is created.
+    absolute (SQLAlchemy's convention); the folder is created. ``bigquery://project/dataset``
+    uses `credentials` (google-auth; None: application-default credentials) and creates a
+    missing dataset in `location`.
 
     Raises:
-        WarehouseError: the URL is not one of those, or names an engine not in this version.
+        WarehouseError: the URL is not one of those, or the warehouse refused to open.
     """
     scheme, _, rest = url.partition("://")
     if scheme == "duckdb":
@@ -102,8 +107,12 @@ def open_warehouse(url: str) -> Warehouse:
 
         return DuckDBWarehouse(path)
     if scheme == "bigquery":
-        raise WarehouseError(
-            f"warehouse URL {url!r}: the BigQuery warehouse is not in this version yet; "
-            "use duckdb:///path/file.duckdb for now."
-        )
+        project, _, dataset = rest.partition("/")
+        if not project or not dataset or "/" in dataset:
+            raise WarehouseError(
+                f"warehouse URL {url!r} needs a project and a dataset: {_URL_HELP}."
+            )
+        from flows.warehouse.bigquery_warehouse import BigQueryWarehouse
+
+        return BigQueryWarehouse(project, dataset, credentials=credentials, location=location)
     raise WarehouseError(f"warehouse URL {url!r} is not supported: {_URL_HELP}.")

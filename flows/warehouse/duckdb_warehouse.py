@@ -109,8 +109,8 @@ class DuckDBWarehouse(Warehouse):
             con.execute("COMMIT")
         return inserted
 
-    def load_posts(self, posts: pa.Table) -> int:
-        return self._load(POSTS, posts)
+    def load_posts(self, posts: pa.Table, files: Sequence[str] = ()) -> int:
+        return self._load(POSTS, posts)  # the rows are in memory already: `files` adds nothing
 
     def load_nlp(self, results: pa.Table) -> int:
         return self._load(POST_NLP, results)
