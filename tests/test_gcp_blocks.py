@@ -139,3 +139,54 @@ def test_missing_settings_and_bad_key_files_fail_clearly(env, tmp_path):
     no_adc = run(env=env, cwd=tmp_path)
     assert no_adc.returncode == 2
     assert "no application-default credentials" in no_adc.stderr and "--key-file" in no_adc.stderr
+
+
+STORES = """
+import json, sys
+from flows.config import ConfigError, load_config
+from flows.stores import gcp_credentials, open_lake
+config = load_config(sys.argv[1])
+try:
+    credentials, project = gcp_credentials(config)
+except ConfigError as exc:
+    print(json.dumps({"error": str(exc)}))
+    raise SystemExit(0)
+lake = open_lake(config)
+print(json.dumps({
+    "email": credentials.service_account_email,
+    "project": project,
+    "lake": lake.url,
+    "lake_email": lake.fs.credentials.credentials.service_account_email,
+    "lake_project": lake.fs.project,
+}))
+"""
+
+
+def stores(config: Path, env: dict[str, str]) -> dict:
+    command = [sys.executable, "-c", STORES, str(config)]
+    done = subprocess.run(
+        command, env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_gcp_lake_and_warehouse_take_the_credentials_block_named_in_the_config(env, tmp_path):
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps(KEY))
+    assert run("--key-file", str(key_file), env=env, cwd=tmp_path).returncode == 0
+    # the flows' own path (flows.stores): the block's service account reaches gcsfs
+    assert stores(tmp_path / "configuration.conf", env) == {
+        "email": KEY["client_email"],
+        "project": "pulse-proj",
+        "lake": "gs://pulse-bucket/lake",
+        "lake_email": KEY["client_email"],
+        "lake_project": "pulse-proj",
+    }
+    # a block name that the server does not hold: a configuration error that says the fix
+    wrong = tmp_path / "wrong.conf"
+    wrong.write_text(
+        (tmp_path / "configuration.conf").read_text().replace("= pulse-gcp", "= pulse-typo")
+    )
+    error = stores(wrong, env)["error"]
+    assert "gcp_credentials = 'pulse-typo'" in error and "make_gcp_blocks.py" in error
