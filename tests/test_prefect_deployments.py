@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+import tenacity
 import yaml
 from servers import prefect_server, running
 
@@ -58,6 +59,16 @@ def prefect(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@tenacity.retry(
+    # the server answers 503 while its SQLite database is locked by a busy worker or serve
+    # process; Prefect's own client retries it too
+    retry=tenacity.retry_if_exception(
+        lambda e: isinstance(e, httpx.HTTPStatusError) and e.response.status_code == 503
+    ),
+    wait=tenacity.wait_exponential(multiplier=0.5, max=5),
+    stop=tenacity.stop_after_attempt(6),
+    reraise=True,
+)
 def call(api: str, path: str, body: dict[str, Any] | None = None) -> Any:
     response = httpx.post(f"{api}{path}", json=body or {}, auth=BASIC, timeout=30)
     response.raise_for_status()
