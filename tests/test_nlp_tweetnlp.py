@@ -7,6 +7,8 @@ engine is compared with tweetnlp's own ``predict`` on the same weights.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import random
@@ -379,3 +381,62 @@ def test_tweetnlp_engine_refuses_precisions_the_device_cannot_run(backend: Tweet
         Engine(engine._model, engine._tokenizer, str, multi_label=False, precision="fp16")
     with pytest.raises(BackendUnavailable, match="precision"):
         TweetnlpBackend(TweetnlpConfig(precision="fp16"), device="cpu")
+
+
+NER_TYPES = ("corporation", "creative_work", "event", "group", "location", "person", "product")
+NER_LABELS = ("O", *(f"{p}-{t}" for t in NER_TYPES for p in ("B", "I")))  # tner's tweetner7 tags
+
+
+def _build_ner(folder: Path, corpus: list[str]) -> Path:
+    """A tiny token classifier with a CRF in its config, as tner's tweetner7 models have."""
+    import torch
+    from transformers import RobertaConfig, RobertaForTokenClassification, RobertaTokenizerFast
+    from tweetnlp.ner.allennlp_crf import ConditionalRandomField, allowed_transitions
+
+    tokenizer_folder = _build(folder.with_name("ner-tokenizer"), SENTIMENT_LABELS, False, corpus)
+    folder.mkdir()
+    RobertaTokenizerFast.from_pretrained(tokenizer_folder).save_pretrained(folder)
+    id2label = dict(enumerate(NER_LABELS))
+    torch.manual_seed(3)
+    crf = ConditionalRandomField(len(NER_LABELS), allowed_transitions("BIO", id2label))
+    config = RobertaConfig(
+        vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=130, num_labels=len(NER_LABELS),
+        id2label=id2label, label2id={label: i for i, label in id2label.items()},
+        initializer_range=0.1,
+    )
+    config.crf_state_dict = {k: v.tolist() for k, v in crf.state_dict().items()}
+    model = RobertaForTokenClassification(config).eval()
+    with torch.no_grad():  # logits spread like a trained model's, so that entities come out
+        model.classifier.weight.mul_(30)
+    model.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ner_backend(tmp_path_factory, corpus: list[str], models: TweetnlpConfig) -> TweetnlpBackend:
+    folder = _build_ner(tmp_path_factory.mktemp("tweetnlp-ner") / "ner", corpus)
+    settings = dataclasses.replace(models, ner_model=str(folder))
+    return load_backend("tweetnlp", device="cpu", tweetnlp=settings)
+
+
+def test_tweetnlp_ner_entities_equal_tweetnlp_predict_one_text_at_a_time(
+    ner_backend: TweetnlpBackend, backend: TweetnlpBackend, texts: list[str]
+) -> None:
+    import tweetnlp
+
+    found = ner_backend.entities(texts)
+    # the original style: tweetnlp's NER, one text at a time
+    ner = tweetnlp.load_model("ner", model_name=str(ner_backend.ner_folder))
+    expected = [
+        [{"text": e["entity"].strip(), "type": e["type"]} for e in ner.predict(text)]
+        for text in texts
+    ]
+    assert found == expected
+    assert sum(len(e) for e in found) > len(texts) // 4  # the tiny model does find entities
+    assert {e["type"] for entities in found for e in entities} <= set(NER_TYPES)
+    rows = ner_backend.classify(texts[:5])
+    assert rows.column("entities").to_pylist() == found[:5]
+    # the model id says which entities: another id than the gazetteer's, so both can coexist
+    assert "+ner-ner@" in ner_backend.model_id and "+gazetteer-" in backend.model_id
+    assert ner_backend.model_id.split("+")[0] == backend.model_id.split("+")[0]

@@ -5,10 +5,12 @@ Sentiment is ``cardiffnlp/twitter-roberta-base-sentiment-latest`` and topics
 tweetnlp's defaults for its ``sentiment`` and ``topic_classification`` tasks; either can be
 replaced by another Hugging Face name or a local folder. tweetnlp loads them and supplies their
 label maps and its tweet preprocessing (the topic model has its own); ``flows.nlp.engine``
-computes the same probabilities as tweetnlp's ``predict``, much faster. Entities come from the gazetteer of
-``flows.nlp.gazetteer``: tweetnlp's NER model (``tner/roberta-large-tweetner7-all``) is a
-roberta-large that would cost three times the two classifiers together, for entity types
-(person, location, ...) that say less about a data community than the gazetteer's tools.
+computes the same probabilities as tweetnlp's ``predict``, much faster. Entities come from the
+gazetteer of ``flows.nlp.gazetteer`` by default; with ``[tweetnlp] ner_model`` set, from tweetnlp's
+NER (``tner/roberta-large-tweetner7-all``: a roberta-large with a CRF, about three times the cost
+of the two classifiers together, for entity types - person, location, product... - that say less
+about a data community than the gazetteer's tools), run by tweetnlp's own ``predict`` on
+length-sorted batches.
 
 Models are found at construction, cheaply: a folder, or the Hugging Face cache; missing from both,
 they are downloaded into the cache, and with no network the error says how to pre-download them
@@ -26,6 +28,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +45,7 @@ DEFAULT_MODELS = {
     "topic_classification": "cardiffnlp/twitter-roberta-base-dec2021-tweet-topic-multi-all",
 }
 EXPECTED_LABELS = {"sentiment": SENTIMENT_LABELS, "topic_classification": TOPIC_LABELS}
+NER_BATCH = {"cpu": 32, "cuda": 512}  # texts per NER batch (of one token length, see entities)
 # What loading needs from a model repository: config, tokenizer files, PyTorch weights (the
 # cardiffnlp repositories also hold TensorFlow and Flax weights that would triple the download).
 MODEL_FILES = ["*.json", "*.txt", "*.safetensors", "pytorch_model.bin"]
@@ -55,7 +59,8 @@ _MAYBE_LINK = re.compile(r"\.\w|localhost", re.IGNORECASE)
 
 
 class TweetnlpBackend:
-    """Sentiment and topics from cardiffnlp's models through tweetnlp; gazetteer entities.
+    """Sentiment and topics from cardiffnlp's models through tweetnlp; entities from the
+    gazetteer, or from tweetnlp's NER when ``ner_model`` is set.
 
     Args:
         settings: the ``[tweetnlp]`` section: models, precision, token budget.
@@ -88,11 +93,15 @@ class TweetnlpBackend:
             f"{_short_name(names[task] or DEFAULT_MODELS[task])}@{_folder_digest(folder)}"
             for task, folder in self.folders.items()
         )
-        self.model_id = (
-            f"tweetnlp-{version('tweetnlp')}/{models}/{self.precision}"
-            f"+gazetteer-{_gazetteer_digest()}"
+        self.ner_folder = locate(settings.ner_model) if settings.ner_model else None
+        entities = (
+            f"ner-{_short_name(settings.ner_model)}@{_folder_digest(self.ner_folder)}"
+            if self.ner_folder
+            else f"gazetteer-{_gazetteer_digest()}"
         )
+        self.model_id = f"tweetnlp-{version('tweetnlp')}/{models}/{self.precision}+{entities}"
         self._engines: dict[str, tuple[Engine, list[str]]] = {}
+        self._ner: Any = None
 
     def _load(self) -> None:
         if self._engines:
@@ -127,12 +136,40 @@ class TweetnlpBackend:
                 token_budget=self.settings.token_budget,
             )
             self._engines[task] = (engine, labels)
+        if self.ner_folder is not None:
+            self._ner = _load_ner(self.ner_folder, self.device)
 
     def probabilities(self, task: str, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """One task's probabilities for ``texts`` and the model's labels in column order."""
         self._load()
         engine, labels = self._engines[task]
         return engine.probabilities(texts), labels
+
+    def entities(self, texts: Sequence[str]) -> list[list[dict[str, str]]]:
+        """Named entities per text, ``{"text", "type"}``: tweetnlp's NER, or the gazetteer."""
+        if self.ner_folder is None:
+            return [find_entities(text) for text in texts]
+        self._load()
+        ner = self._ner
+        prepared = [ner.preprocess(text) for text in texts]
+        tokens = ner.tokenizer(prepared, truncation=True, max_length=ner.max_length)["input_ids"]
+        # tweetnlp's CRF decodes padded positions too (it passes no mask), so padding can change
+        # a text's entities: a batch holds texts of one token length, which need no padding and
+        # get exactly the entities tweetnlp finds for each text alone.
+        same_length: dict[int, list[int]] = {}
+        for i, ids in enumerate(tokens):
+            same_length.setdefault(len(ids), []).append(i)
+        found: list[list[dict[str, str]]] = [[] for _ in texts]
+        size = NER_BATCH[self.device]
+        for members in same_length.values():
+            for start in range(0, len(members), size):
+                batch = members[start : start + size]
+                predicted = ner.predict(
+                    [prepared[i] for i in batch], batch_size=len(batch), skip_preprocess=True
+                )
+                for i, entities in zip(batch, predicted, strict=True):
+                    found[i] = [{"text": e["entity"].strip(), "type": e["type"]} for e in entities]
+        return found
 
     def classify(self, texts: Sequence[str]) -> pa.Table:
         """Classify texts; one ``NLP_RESULT_SCHEMA`` row per text, in the same order."""
@@ -153,11 +190,29 @@ class TweetnlpBackend:
                     [topic_labels[i] for i in order if p[i] > TOPIC_THRESHOLD]
                     for order, p in zip(ranked, topics, strict=True)
                 ],
-                "entities": [find_entities(text) for text in texts],
+                "entities": self.entities(texts),
                 "model_id": [self.model_id] * len(texts),
             },
             schema=NLP_RESULT_SCHEMA,
         )
+
+
+def _load_ner(folder: Path, device: str) -> Any:
+    """tweetnlp's NER model from `folder`, on `device` (tweetnlp picks a GPU by itself)."""
+    import torch
+    import tweetnlp
+
+    with _bounded_network_probe(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The `use_auth_token`", FutureWarning)
+        ner = tweetnlp.load_model("ner", model_name=str(folder))
+    if ner.crf_layer is None:
+        # tweetnlp 0.4.5 decodes only through the CRF (its fallback calls torch.max on a list)
+        raise BackendUnavailable(f"{folder}: not a tweetnlp NER model (its config has no CRF)")
+    ner.device = torch.device(device)
+    ner.model.to(ner.device)
+    ner.crf_layer.to(ner.device)
+    skip_link_search_without_candidates(ner.preprocess)
+    return ner
 
 
 def locate(name: str) -> Path:
@@ -203,6 +258,8 @@ def download_models(settings: TweetnlpConfig, directory: Path | None = None) -> 
         The local folder of each task's model.
     """
     names = {"sentiment": settings.sentiment_model, "topic_classification": settings.topic_model}
+    if settings.ner_model:
+        names["ner"] = settings.ner_model
     folders = {}
     for task, name in names.items():
         name = name or DEFAULT_MODELS[task]
