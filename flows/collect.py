@@ -15,9 +15,9 @@ from tqdm.auto import tqdm
 
 from flows.config import Config
 from flows.lake import Lake
-from flows.stores import open_lake
 from flows.normalize import normalize
 from flows.sources import Cursor, SourceError, make_source
+from flows.stores import open_lake
 
 log = logging.getLogger(__name__)
 
