@@ -179,9 +179,6 @@ class BlueskySource(PagedSource):
             **client_options,
         )
 
-    def close(self) -> None:
-        self.client.close()
-
     def floor(self, cursor: Cursor, key: str) -> str | None:
         return _iso(cursor.newest_time) if cursor.newest_time else None
 

@@ -483,6 +483,7 @@ class PagedSource(ABC):
     """
 
     name: ClassVar[str]
+    client: HttpClient | None = None  # the HTTP sources' one client; snscrape has its own
 
     def streams(self) -> list[str]:
         return [""]
@@ -510,6 +511,8 @@ class PagedSource(ABC):
 
     def close(self) -> None:
         """Release the HTTP session."""
+        if self.client is not None:
+            self.client.close()
 
     def fetch(self, hashtag: str, cursor: Cursor, limit: int | None) -> Iterator[Batch]:
         """One batch per page: first the unfinished walk of the last run, then each stream."""

@@ -84,9 +84,6 @@ class MastodonSource(MultiStreamSource):
             self.name, fixes=HOW_TO_FIX, max_wait=settings.max_wait, **client_options
         )
 
-    def close(self) -> None:
-        self.client.close()
-
     def streams(self) -> list[str]:
         return list(self.settings.instances)
 

@@ -168,9 +168,6 @@ class RedditSource(MultiStreamSource):
             **client_options,
         )
 
-    def close(self) -> None:
-        self.client.close()
-
     def streams(self) -> list[str]:
         return [f"r/{name}" for name in self.settings.subreddits] + (
             ["search"] if self.settings.search else []

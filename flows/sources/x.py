@@ -106,9 +106,6 @@ class XSource(PagedSource):
             **client_options,
         )
 
-    def close(self) -> None:
-        self.client.close()
-
     def page(self, hashtag: str, walk: Walk) -> Page:
         since_id = _searchable(walk.floor)
         if walk.floor and since_id is None and walk.token is None:
