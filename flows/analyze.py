@@ -125,8 +125,8 @@ def analyze(
     with lake.lock("analyze"), open_config_warehouse(config) as warehouse:
         report.warehouse = warehouse.url
         target = f"{backend.model_id} -> {warehouse.url}"
-        pending = lake.pending_files(target)
         manifest = lake.manifest()
+        pending = lake.pending_files(target, manifest)
         total = sum(manifest[path]["rows"] for path in pending)
         done = 0
 

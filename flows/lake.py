@@ -141,9 +141,14 @@ class Lake:
     def _record_files(self, entries: dict[str, dict[str, Any]]) -> None:
         self._update_json("manifest.json", lambda manifest: manifest.setdefault("files", {}).update(entries))
 
-    def pending_files(self, target: str) -> list[str]:
-        """Posts files not yet loaded into `target` (a model id and warehouse), oldest first."""
-        files = self.manifest()
+    def pending_files(
+        self, target: str, manifest: dict[str, dict[str, Any]] | None = None
+    ) -> list[str]:
+        """Posts files not yet loaded into `target` (a model id and warehouse), oldest first.
+
+        `manifest`: what `manifest()` returned, when the caller has read it already.
+        """
+        files = self.manifest() if manifest is None else manifest
         pending = [path for path, entry in files.items() if target not in entry["loaded_into"]]
         return sorted(pending, key=lambda path: (files[path]["written_at"], path))
 

@@ -43,10 +43,12 @@ def open_lake(config: Config) -> Lake:
     if not config.lake.startswith("gs://"):
         return Lake(config.lake)
     credentials, project = gcp_credentials(config)
-    options: dict[str, Any] = {"project": project or config.gcp.project_id or None}
+    options: dict[str, Any] = {}
+    if project or config.gcp.project_id:
+        options["project"] = project or config.gcp.project_id
     if credentials is not None:
         options["token"] = credentials  # gcsfs takes google-auth credentials as its token
-    return Lake(config.lake, **{k: v for k, v in options.items() if v is not None})
+    return Lake(config.lake, **options)
 
 
 def open_config_warehouse(config: Config) -> Warehouse:

@@ -39,14 +39,11 @@ def emulators(tmp_path_factory):
     with (
         fake_gcs(logs / "gcs.log", root) as gcs,
         bigquery_emulator(logs / "bq.log", root, PROJECT) as bq,
+        pytest.MonkeyPatch.context() as env,
     ):
+        # google-cloud-bigquery's own switch: the production client, pointed at the emulator
+        env.setenv("BIGQUERY_EMULATOR_HOST", bq)
         yield SimpleNamespace(gcs=gcs, bq=bq)
-
-
-@pytest.fixture(autouse=True)
-def bigquery_endpoint(emulators, monkeypatch):
-    # google-cloud-bigquery's own switch: the production client, pointed at the emulator
-    monkeypatch.setenv("BIGQUERY_EMULATOR_HOST", emulators.bq)
 
 
 def dataset_url(name: str) -> str:
@@ -58,7 +55,7 @@ def bigquery(url: str, **options) -> BigQueryWarehouse:
 
 
 @pytest.fixture
-def url(request) -> str:
+def url(emulators, request) -> str:
     return dataset_url(request.node.name)
 
 
@@ -96,7 +93,7 @@ def rows(table: pa.Table) -> list[dict]:
 def assert_same(got: list[dict], want: list[dict], context: str = "") -> None:
     """Equal rows; else the first row that differs, with only the values that differ."""
     assert len(got) == len(want), context
-    for mine, theirs in zip(got, want):
+    for mine, theirs in zip(got, want, strict=True):
         differs = {k: (mine.get(k), theirs.get(k)) for k in theirs if mine.get(k) != theirs.get(k)}
         assert mine.keys() == theirs.keys() and not differs, (theirs, differs, context)
 
@@ -204,7 +201,6 @@ def twins(emulators, tmp_path_factory):
         "dashboard": dashboard_rows(n=240, seed=5),
     }.items():
         duck = open_warehouse(f"duckdb:///{tmp_path_factory.mktemp(name) / 'w.duckdb'}")
-        os.environ["BIGQUERY_EMULATOR_HOST"] = emulators.bq  # module scope: no monkeypatch yet
         big = bigquery(dataset_url(f"twins_{name}"))
         for warehouse in (duck, big):
             warehouse.load_posts(posts)

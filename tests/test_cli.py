@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import duckdb
-import pytest
 import pyarrow.parquet as pq
 
 ROOT = Path(__file__).parent.parent

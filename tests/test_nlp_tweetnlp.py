@@ -60,12 +60,10 @@ def texts() -> list[str]:
     return distinct + distinct[:20] + links + [""]
 
 
-def _build(
-    folder: Path, labels: tuple[str, ...], multi_label: bool, corpus: list[str], seed: int = 0
-) -> Path:
-    import torch
+def _tokenizer(folder: Path, corpus: list[str]):
+    """A RoBERTa tokenizer trained on `corpus`, saved into the new `folder`."""
     from tokenizers import ByteLevelBPETokenizer
-    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast
+    from transformers import RobertaTokenizerFast
 
     folder.mkdir()
     bpe = ByteLevelBPETokenizer()
@@ -75,6 +73,16 @@ def _build(
     bpe.save_model(str(folder))
     tokenizer = RobertaTokenizerFast.from_pretrained(folder, model_max_length=128)
     tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def _build(
+    folder: Path, labels: tuple[str, ...], multi_label: bool, corpus: list[str], seed: int = 0
+) -> Path:
+    import torch
+    from transformers import RobertaConfig, RobertaForSequenceClassification
+
+    tokenizer = _tokenizer(folder, corpus)
     config = RobertaConfig(
         vocab_size=1000,
         hidden_size=32,
@@ -390,12 +398,10 @@ NER_LABELS = ("O", *(f"{p}-{t}" for t in NER_TYPES for p in ("B", "I")))  # tner
 def _build_ner(folder: Path, corpus: list[str]) -> Path:
     """A tiny token classifier with a CRF in its config, as tner's tweetner7 models have."""
     import torch
-    from transformers import RobertaConfig, RobertaForTokenClassification, RobertaTokenizerFast
+    from transformers import RobertaConfig, RobertaForTokenClassification
     from tweetnlp.ner.allennlp_crf import ConditionalRandomField, allowed_transitions
 
-    tokenizer_folder = _build(folder.with_name("ner-tokenizer"), SENTIMENT_LABELS, False, corpus)
-    folder.mkdir()
-    RobertaTokenizerFast.from_pretrained(tokenizer_folder).save_pretrained(folder)
+    _tokenizer(folder, corpus)
     id2label = dict(enumerate(NER_LABELS))
     torch.manual_seed(3)
     crf = ConditionalRandomField(len(NER_LABELS), allowed_transitions("BIO", id2label))

@@ -10,7 +10,7 @@ gazetteer of ``flows.nlp.gazetteer`` by default; with ``[tweetnlp] ner_model`` s
 NER (``tner/roberta-large-tweetner7-all``: a roberta-large with a CRF, about three times the cost
 of the two classifiers together, for entity types - person, location, product... - that say less
 about a data community than the gazetteer's tools), run by tweetnlp's own ``predict`` on
-length-sorted batches.
+batches of texts of one token length.
 
 Models are found at construction, cheaply: a folder, or the Hugging Face cache; missing from both,
 they are downloaded into the cache, and with no network the error says how to pre-download them
@@ -106,17 +106,12 @@ class TweetnlpBackend:
     def _load(self) -> None:
         if self._engines:
             return
-        import tweetnlp
-
         if self.device == "cpu":
             from flows.nlp.lite import _limit_torch_threads
 
             _limit_torch_threads()
         for task, folder in self.folders.items():
-            with _bounded_network_probe(), warnings.catch_warnings():
-                # tweetnlp 0.4.5 passes transformers 4.x an argument it deprecates
-                warnings.filterwarnings("ignore", "The `use_auth_token`", FutureWarning)
-                classifier = tweetnlp.load_model(task, model_name=str(folder))
+            classifier = _load_tweetnlp(task, folder)
             labels = [classifier.id_to_label[str(i)] for i in range(len(classifier.id_to_label))]
             unexpected = sorted(set(labels) - set(EXPECTED_LABELS[task]))
             if unexpected:
@@ -197,14 +192,21 @@ class TweetnlpBackend:
         )
 
 
-def _load_ner(folder: Path, device: str) -> Any:
-    """tweetnlp's NER model from `folder`, on `device` (tweetnlp picks a GPU by itself)."""
-    import torch
+def _load_tweetnlp(task: str, folder: Path) -> Any:
+    """tweetnlp's model object for `task`, loaded from `folder` with no network."""
     import tweetnlp
 
     with _bounded_network_probe(), warnings.catch_warnings():
+        # tweetnlp 0.4.5 passes transformers 4.x an argument it deprecates
         warnings.filterwarnings("ignore", "The `use_auth_token`", FutureWarning)
-        ner = tweetnlp.load_model("ner", model_name=str(folder))
+        return tweetnlp.load_model(task, model_name=str(folder))
+
+
+def _load_ner(folder: Path, device: str) -> Any:
+    """tweetnlp's NER model from `folder`, on `device` (tweetnlp picks a GPU by itself)."""
+    import torch
+
+    ner = _load_tweetnlp("ner", folder)
     if ner.crf_layer is None:
         # tweetnlp 0.4.5 decodes only through the CRF (its fallback calls torch.max on a list)
         raise BackendUnavailable(f"{folder}: not a tweetnlp NER model (its config has no CRF)")

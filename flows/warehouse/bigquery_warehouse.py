@@ -245,12 +245,12 @@ class BigQueryWarehouse(Warehouse):
         Counted before and after (``COUNT(*)`` reads no bytes on BigQuery), which holds because one
         analyze runs at a time per lake; the job's own DML statistics are logged.
         """
-        before = self.counts()[spec.name]
+        before = self._row_counts([spec.name])[spec.name]
         job = self.client.query(
             to_bigquery_sql(merge_sql(spec, self._ref(staging), self._ref)), location=self.location
         )
         job.result()
-        inserted = self.counts()[spec.name] - before
+        inserted = self._row_counts([spec.name])[spec.name] - before
         stats = job.dml_stats
         log.info(
             "BigQuery MERGE job %s into %s: %d inserted, %s updated, %s bytes processed",
@@ -263,14 +263,9 @@ class BigQueryWarehouse(Warehouse):
         return inserted
 
     def _load(self, spec: TableSpec, rows: pa.Table, files: Sequence[str] = ()) -> int:
-        missing = [name for name in spec.schema.names if name not in rows.column_names]
-        if missing:
-            raise WarehouseError(
-                f"rows for {spec.name} lack the columns {', '.join(missing)} (see flows/schema.py)"
-            )
+        rows = spec.conform(rows)
         if rows.num_rows == 0:
             return 0
-        rows = rows.select(spec.schema.names).cast(spec.schema)
         with self._errors(f"load {spec.name}"):
             staging = self._stage(spec, rows, files)
             try:
@@ -312,10 +307,13 @@ class BigQueryWarehouse(Warehouse):
         ]
         return set(self._run(sql, parameters, "read analysed posts").column(0).to_pylist())
 
-    def counts(self) -> dict[str, int]:
-        sql = ", ".join(f"(SELECT COUNT(*) FROM {t.name}) AS {t.name}" for t in TABLES)
+    def _row_counts(self, names: Sequence[str]) -> dict[str, int]:
+        sql = ", ".join(f"(SELECT COUNT(*) FROM {name}) AS {name}" for name in names)
         row = self._run(f"SELECT {sql}", [], "count rows").to_pylist()[0]
         return {name: int(n) for name, n in row.items()}
+
+    def counts(self) -> dict[str, int]:
+        return self._row_counts([table.name for table in TABLES])
 
     def query(self, sql: str, params: Sequence | None = None) -> pa.Table:
         parameters = [_parameter(value) for value in params or ()]

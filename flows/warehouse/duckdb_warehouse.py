@@ -92,12 +92,7 @@ class DuckDBWarehouse(Warehouse):
             con.close()
 
     def _load(self, table: TableSpec, rows: pa.Table) -> int:
-        missing = [name for name in table.schema.names if name not in rows.column_names]
-        if missing:
-            raise WarehouseError(
-                f"rows for {table.name} lack the columns {', '.join(missing)} (see flows/schema.py)"
-            )
-        staged = rows.select(table.schema.names).cast(table.schema)
+        staged = table.conform(rows)
         if staged.num_rows == 0:
             return 0
         with self._connect(read_only=False) as con:

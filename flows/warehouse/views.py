@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from flows.schema import NLP_RESULT_SCHEMA, NLP_SCHEMA, POST_SCHEMA
+from flows.warehouse import WarehouseError
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,19 @@ class TableSpec:
     key: tuple[str, ...]
     version: str
     updated: tuple[str, ...]
+
+    def conform(self, rows: pa.Table) -> pa.Table:
+        """`rows` as this table's columns, in order and with its types, ready to stage.
+
+        Raises:
+            WarehouseError: a column of the table is missing from `rows`.
+        """
+        missing = [name for name in self.schema.names if name not in rows.column_names]
+        if missing:
+            raise WarehouseError(
+                f"rows for {self.name} lack the columns {', '.join(missing)} (see flows/schema.py)"
+            )
+        return rows.select(self.schema.names).cast(self.schema)
 
 
 POSTS = TableSpec(
