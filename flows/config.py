@@ -84,7 +84,7 @@ class TweetnlpConfig:
     sentiment_model: str = ""
     topic_model: str = ""
     precision: str = "auto"  # see flows.nlp.engine
-    token_budget: int = 0  # padded tokens per batch; 0: 4096 on CPU, 65536 on CUDA
+    token_budget: int = 0  # padded tokens per batch; 0: 1024 on CPU, 65536 on CUDA
     # named entities through tweetnlp's NER (e.g. tner/roberta-large-tweetner7-all); empty: the
     # gazetteer of data tools and companies
     ner_model: str = ""

@@ -13,18 +13,18 @@ path it can:
 - on CUDA the weights are bf16 (fp16 on GPUs without bf16), inputs go through pinned memory with
   non-blocking copies, and probabilities stay on the GPU until the last batch is done, so the host
   never waits for the device between batches;
-- on the CPU, ``precision`` picks the arithmetic (see ``CPU_PRECISIONS``).
+- on the CPU, ``precision`` picks the arithmetic (below).
 
-CPU precision, chosen by measurement with a roberta-base classifier on texts of about 40 tokens
-(bench/nlp.py, and the figures in docs/nlp.md). On 2 AVX2 cores fp32 in sorted batches reaches 12.8
-posts/s, ~90% of the fp32 matrix-multiply bound; dynamic int8 (``torch.ao``) 14.0, ONNX Runtime fp32
-5.9 and int8 11.0, bf16 ~1 (no bf16 instructions). Dynamic int8 is not offered: 9% faster at best,
-it moved 5-8% of the labels of the test models (bf16: 1-3%, none of the confident ones), and
-``torch.ao.quantization`` is deprecated. So ``auto`` is fp32 on the CPU: exact, within 10% of the
-bound. ``bf16`` is for CPUs with bf16 instructions
-(``torch.ops.mkldnn._is_mkldnn_bf16_supported()``): on 2 AVX-512 BF16 cores it ran 1.4-1.8 times
-as fast as fp32, but it moves labels near a model's decision boundaries, so it is chosen, not
-automatic; elsewhere it is refused, as it would run ten times slower, not faster.
+CPU precision, chosen by measurement: speed with a roberta-base classifier on texts of about 40
+tokens (``bench/nlp.py``), labels with classifiers of trained weights (``bench/precision.py``);
+the figures are in docs/nlp.md. fp32 in sorted batches reaches ~90% of the fp32 matrix-multiply
+bound (12.8 posts/s on 2 AVX2 cores, 23-24.5 on 2 AVX-512 cores). On a CPU with bf16 instructions
+(AVX-512 BF16 or AMX: ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``), bf16 autocast runs 1.6-1.9
+times as fast and keeps >99% of a trained classifier's labels, so ``auto`` takes it there;
+elsewhere bf16 would run ten times slower than fp32, so ``auto`` is fp32 and ``bf16`` is refused.
+Dynamic int8 (``torch.ao``) is not offered: 9% faster than fp32 on AVX2, and it moved 13% of a
+trained classifier's sentiment labels. ONNX Runtime ran slower than fp32 here (5.9 posts/s; int8
+11.0).
 """
 
 from __future__ import annotations
@@ -35,9 +35,10 @@ import numpy as np
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# Padded tokens per batch: on the CPU the matrix multiplies are already efficient at ~64 short
-# posts; a GPU needs tens of thousands of tokens in flight to be busy.
-DEFAULT_TOKEN_BUDGET = {"cpu": 4096, "cuda": 65536}
+# Padded tokens per batch. On the CPU ~25 posts of 40 tokens: 1,024-2,048 ran 10-20% faster than
+# 4,096 (bench/nlp.py, 2 AVX-512 cores, fp32 and bf16), whose activations outgrow the caches. A GPU
+# needs tens of thousands of tokens in flight to be busy.
+DEFAULT_TOKEN_BUDGET = {"cpu": 1024, "cuda": 65536}
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -53,7 +54,7 @@ def resolve_precision(precision: str, device: str) -> str:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return precision
     if precision == "auto":
-        return "fp32"
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     if precision == "fp16":
         raise ValueError("precision fp16 is a GPU path: on the CPU use auto, fp32 or bf16")
     if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
