@@ -145,26 +145,7 @@ class TweetnlpBackend:
         if self.ner_folder is None:
             return [find_entities(text) for text in texts]
         self._load()
-        ner = self._ner
-        prepared = [ner.preprocess(text) for text in texts]
-        tokens = ner.tokenizer(prepared, truncation=True, max_length=ner.max_length)["input_ids"]
-        # tweetnlp's CRF decodes padded positions too (it passes no mask), so padding can change
-        # a text's entities: a batch holds texts of one token length, which need no padding and
-        # get exactly the entities tweetnlp finds for each text alone.
-        same_length: dict[int, list[int]] = {}
-        for i, ids in enumerate(tokens):
-            same_length.setdefault(len(ids), []).append(i)
-        found: list[list[dict[str, str]]] = [[] for _ in texts]
-        size = NER_BATCH[self.device]
-        for members in same_length.values():
-            for start in range(0, len(members), size):
-                batch = members[start : start + size]
-                predicted = ner.predict(
-                    [prepared[i] for i in batch], batch_size=len(batch), skip_preprocess=True
-                )
-                for i, entities in zip(batch, predicted, strict=True):
-                    found[i] = [{"text": e["entity"].strip(), "type": e["type"]} for e in entities]
-        return found
+        return ner_entities(self._ner, texts, NER_BATCH[self.device])
 
     def classify(self, texts: Sequence[str]) -> pa.Table:
         """Classify texts; one ``NLP_RESULT_SCHEMA`` row per text, in the same order."""
@@ -215,6 +196,29 @@ def _load_ner(folder: Path, device: str) -> Any:
     ner.crf_layer.to(ner.device)
     skip_link_search_without_candidates(ner.preprocess)
     return ner
+
+
+def ner_entities(ner: Any, texts: Sequence[str], batch_size: int) -> list[list[dict[str, str]]]:
+    """Per text, the entities tweetnlp's NER model ``ner`` finds in it alone, ``{"text", "type"}``.
+
+    tweetnlp's CRF decodes padded positions too (it passes no mask), so padding can change a text's
+    entities: a batch holds texts of one token length, which need no padding.
+    """
+    prepared = [ner.preprocess(text) for text in texts]
+    tokens = ner.tokenizer(prepared, truncation=True, max_length=ner.max_length)["input_ids"]
+    same_length: dict[int, list[int]] = {}
+    for i, ids in enumerate(tokens):
+        same_length.setdefault(len(ids), []).append(i)
+    found: list[list[dict[str, str]]] = [[] for _ in texts]
+    for members in same_length.values():
+        for start in range(0, len(members), batch_size):
+            batch = members[start : start + batch_size]
+            predicted = ner.predict(
+                [prepared[i] for i in batch], batch_size=len(batch), skip_preprocess=True
+            )
+            for i, entities in zip(batch, predicted, strict=True):
+                found[i] = [{"text": e["entity"].strip(), "type": e["type"]} for e in entities]
+    return found
 
 
 def locate(name: str) -> Path:
