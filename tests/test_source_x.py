@@ -68,10 +68,12 @@ def test_x_live_pages_map_exactly_as_the_file_source_maps_them(tmp_path, x_env):
             "dataengineering", Cursor(), None
         )
     ]
-    drop = lambda tables: sorted(
-        (row for t in tables for row in t.drop_columns(["collected_at"]).to_pylist()),
-        key=lambda r: r["post_id"],
-    )
+    def drop(tables: list) -> list[dict]:
+        return sorted(
+            (row for t in tables for row in t.drop_columns(["collected_at"]).to_pylist()),
+            key=lambda r: r["post_id"],
+        )
+
     assert len(drop(live)) == 30
     assert drop(live) == drop(imported)
 

@@ -517,7 +517,7 @@ def _authors() -> _People:
         )[(b >> 12) % 8]
         people.append((handle, f"{first} {last}{_NAME_SUFFIXES[(b >> 16) % 10]}"))
     for lang in _LANGS[1:]:
-        for k in range(_LANG_AUTHORS):
+        for _ in range(_LANG_AUTHORS):
             b = bits[len(people)]
             if lang == "ja":
                 (gr, gk), (fr, fk) = _JA_GIVEN[b % 8], _JA_FAMILY[(b >> 4) % 8]
