@@ -25,7 +25,7 @@ from flows.config import ConfigError, TweetnlpConfig, load_config
 from flows.nlp import BackendUnavailable, classify_texts, load_backend
 from flows.nlp.engine import Engine, _batch_stops, _pad
 from flows.nlp.gazetteer import find_entities
-from flows.nlp.tweetnlp_backend import DEFAULT_MODELS, TweetnlpBackend, locate
+from flows.nlp.tweetnlp_backend import DEFAULT_MODELS, TweetnlpBackend, _TldsAtStarts, locate
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
 from tests.conftest import make_posts
@@ -235,6 +235,23 @@ def test_tweetnlp_preprocessing_is_tweetnlps_own(
     assert backend._engines["topic_classification"][0]._preprocess(tricky[0]) == (
         "see {{URL}} and {{URL}} @Someone {@ABC1@}"
     )
+
+
+def test_tweetnlp_link_search_finds_what_urlextract_finds() -> None:
+    """The faster top-level-domain search gives URLExtract's own matches, on tricky texts."""
+    from urlextract import URLExtract
+
+    pattern = URLExtract()._tlds_re
+    fast = _TldsAtStarts(pattern)
+    rng = random.Random(5)
+    # dots, case, digits, "localhost", and characters the pattern's IGNORECASE folds (K, ſ)
+    alphabet = "aAbcoOmMkK\u212a\u017f.lLocalhost0123456789/:@ -_\u00fc\u3002"
+    texts = ["".join(rng.choices(alphabet, k=rng.randrange(60))) for _ in range(3000)] + [
+        "LOCALHOST.COM", "localho\u017ft:80", "x.ComPANY", "1.2.3.4.5.6", "a..com", ".com.co.uk",
+        "localhostlocalhost.org", "v2.0 e.g. www.Example.DE/x", "",
+    ]
+    assert [fast.findall(t) for t in texts] == [pattern.findall(t) for t in texts]
+    assert sum(bool(pattern.findall(t)) for t in texts) > 500  # many texts do have matches
 
 
 def test_tweetnlp_identical_texts_run_through_the_model_once(
