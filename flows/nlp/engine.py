@@ -115,7 +115,9 @@ class Engine:
             return np.zeros((0, self._model.config.num_labels), dtype=np.float32)
         return self._distinct(list(distinct))[index.reshape(-1)]
 
-    def _distinct(self, texts: list[str]) -> np.ndarray:
+    def encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The texts' token ids concatenated shortest first, their lengths in that order, and
+        ``order``: which text each position holds. The CPU work a GPU waits for."""
         encoded = self._tokenizer(
             texts,
             truncation=True,
@@ -128,7 +130,10 @@ class Engine:
         flat = np.fromiter(
             (token for i in order for token in encoded[i]), dtype=np.int64, count=int(lengths.sum())
         )
-        sorted_lengths = lengths[order]
+        return flat, lengths[order], order
+
+    def _distinct(self, texts: list[str]) -> np.ndarray:
+        flat, sorted_lengths, order = self.encode(texts)
         ends = np.cumsum(sorted_lengths)
         out = torch.empty((len(texts), self._model.config.num_labels), device=self.device)
         with torch.inference_mode(), _autocast(self._dtype):
