@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.nlp import save_tokenizer, tweet_like  # noqa: E402
+from bench.nlp import save_tokenizer, start_run  # noqa: E402
 
 TYPES = ("corporation", "creative_work", "event", "group", "location", "person", "product")
 TAGS = ("O", *(f"{prefix}-{kind}" for kind in TYPES for prefix in ("B", "I")))
@@ -61,25 +59,12 @@ def build_ner_model(folder: Path, corpus: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--posts", type=int, default=None, help="texts in batches")
-    parser.add_argument("--baseline-posts", type=int, default=None, help="texts one at a time")
-    args = parser.parse_args()
-    posts, baseline_posts = DEFAULTS[args.device]
-    posts, baseline_posts = args.posts or posts, args.baseline_posts or baseline_posts
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args, texts, posts = start_run(parser, DEFAULTS)
 
     import torch
 
     from flows.nlp.tweetnlp_backend import NER_BATCH, _load_ner, ner_entities
 
-    if args.device == "cpu":
-        from flows.nlp.lite import _limit_torch_threads
-
-        _limit_torch_threads()
-    rng = random.Random(1)
-    texts = [tweet_like(rng) for _ in range(posts + baseline_posts)]
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         build_ner_model(Path(folder), texts[:5000])

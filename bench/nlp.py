@@ -128,30 +128,40 @@ def matmul_flops(device: str, dtype: object, tokens: int, seconds: float = 2.0) 
     return 2 * tokens * HIDDEN * FFN * runs / (time.perf_counter() - start)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def start_run(
+    parser: argparse.ArgumentParser, defaults: dict[str, tuple[int, int]]
+) -> tuple[argparse.Namespace, list[str], int]:
+    """The common start of the NLP benchmarks: ``--device``, ``--posts`` and ``--baseline-posts``
+    added to ``parser`` and parsed (``defaults``: per device, posts and baseline posts), no network,
+    torch's threads limited on the CPU. Returns the options, the texts (the posts, then the
+    baseline's) and how many posts."""
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
-    parser.add_argument("--posts", type=int, default=None, help="texts through the engine")
+    parser.add_argument("--posts", type=int, default=None, help="texts through the fast path")
     parser.add_argument("--baseline-posts", type=int, default=None, help="texts one at a time")
-    parser.add_argument("--token-budget", type=int, default=0, help="0: the engine's default")
     args = parser.parse_args()
-    posts, baseline_posts = DEFAULTS[args.device]
+    posts, baseline_posts = defaults[args.device]
     posts, baseline_posts = args.posts or posts, args.baseline_posts or baseline_posts
     warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.device == "cpu":
+        from flows.nlp.lite import _limit_torch_threads
+
+        _limit_torch_threads()
+    rng = random.Random(1)
+    return args, [tweet_like(rng) for _ in range(posts + baseline_posts)], posts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--precision", default="auto", help="auto, fp32, bf16 or fp16")
+    parser.add_argument("--token-budget", type=int, default=0, help="0: the engine's default")
+    args, texts, posts = start_run(parser, DEFAULTS)
 
     import torch
 
     from flows.nlp.engine import Engine
     from flows.nlp.tweetnlp_backend import speed_up_link_search
 
-    if args.device == "cpu":
-        from flows.nlp.lite import _limit_torch_threads
-
-        _limit_torch_threads()
-    rng = random.Random(1)
-    texts = [tweet_like(rng) for _ in range(posts + baseline_posts)]
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         build_model(Path(folder), texts[:5000])
