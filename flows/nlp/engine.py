@@ -23,8 +23,8 @@ bound (12.8 posts/s on 2 AVX2 cores, 23-24.5 on 2 AVX-512 cores). On a CPU with 
 times as fast and keeps >99% of a trained classifier's labels, so ``auto`` takes it there;
 elsewhere bf16 would run ten times slower than fp32, so ``auto`` is fp32 and ``bf16`` is refused.
 Dynamic int8 (``torch.ao``) is not offered: 9% faster than fp32 on AVX2, and it moved 13% of a
-trained classifier's sentiment labels. ONNX Runtime ran slower than fp32 here (5.9 posts/s; int8
-11.0).
+trained classifier's sentiment labels. ONNX Runtime ran slower than fp32 on AVX2 (5.9 posts/s;
+int8 11.0).
 """
 
 from __future__ import annotations
