@@ -160,6 +160,18 @@ def with_weights(engine: object, dtype: object) -> object:
     return with_model(engine, copy.deepcopy(engine._model).to(dtype))
 
 
+def with_int8(engine: object) -> object:
+    """The engine with its model's linear layers dynamically quantized to int8 (``torch.ao``)."""
+    import torch
+
+    with warnings.catch_warnings():  # torch.ao.quantization is deprecated, and says so
+        warnings.simplefilter("ignore")
+        quantized = torch.ao.quantization.quantize_dynamic(
+            copy.deepcopy(engine._model), {torch.nn.Linear}, dtype=torch.qint8
+        )
+    return with_model(engine, quantized)
+
+
 def label_agreement(reference: np.ndarray, other: np.ndarray, multi_label: bool) -> float:
     """The share of labels equal: the top label, or each of a multi-label model's labels (its
     side of 0.5) for each post."""
@@ -185,7 +197,6 @@ def main() -> None:
     import torch
 
     from flows.config import TweetnlpConfig
-    from flows.nlp.engine import resolve_precision
     from flows.nlp.tweetnlp_backend import TweetnlpBackend
 
     start = time.perf_counter()
@@ -204,7 +215,7 @@ def main() -> None:
                 device=args.device,
             )
             for precision in ("fp32", "bf16", "fp16")
-            if _runs(resolve_precision, precision, args.device)
+            if _runs(precision, args.device)
         }
         for backend in backends.values():
             backend._load()
@@ -214,42 +225,31 @@ def main() -> None:
         f"posts, {len(test):,} held out, in {time.perf_counter() - start:.0f} s"
     )
 
-    engines = {task: backends["fp32"]._engines[task][0] for task in TASKS}
     paths = {name: {task: b._engines[task][0] for task in TASKS} for name, b in backends.items()}
+    exact = paths["fp32"]
     if args.device == "cpu":
         for name, dtype in (("bf16 weights", torch.bfloat16), ("fp16 weights", torch.float16)):
-            paths[name] = {task: with_weights(engines[task], dtype) for task in TASKS}
-        with warnings.catch_warnings():  # torch.ao.quantization is deprecated, and says so
-            warnings.simplefilter("ignore")
-            paths["int8 (not offered)"] = {
-                task: with_model(
-                    engines[task],
-                    torch.ao.quantization.quantize_dynamic(
-                        copy.deepcopy(engines[task]._model), {torch.nn.Linear}, dtype=torch.qint8
-                    ),
-                )
-                for task in TASKS
-            }
-    reference = {}
-    results = {}
+            paths[name] = {task: with_weights(exact[task], dtype) for task in TASKS}
+        paths["int8 (not offered)"] = {task: with_int8(exact[task]) for task in TASKS}
+    found = {}
+    seconds = {}
     for name, path in paths.items():
         path["sentiment"].probabilities(test[:32])  # warm-up
-        seconds = {}
-        found = {}
-        for task in TASKS:
-            begin = time.perf_counter()
-            found[task] = path[task].probabilities(test)
-            seconds[task] = time.perf_counter() - begin
-        reference = reference or found
+        begin = time.perf_counter()
+        found[name] = {task: path[task].probabilities(test) for task in TASKS}
+        seconds[name] = time.perf_counter() - begin
+    reference = found["fp32"]
+    results = {}
+    for name, labels in found.items():
         result = {
-            "sentiment_agreement": label_agreement(reference["sentiment"], found["sentiment"], False),
+            "sentiment_agreement": label_agreement(reference["sentiment"], labels["sentiment"], False),
             "topic_agreement": label_agreement(
-                reference["topic_classification"], found["topic_classification"], True
+                reference["topic_classification"], labels["topic_classification"], True
             ),
             "topic_set_agreement": same_label_sets(
-                reference["topic_classification"], found["topic_classification"]
+                reference["topic_classification"], labels["topic_classification"]
             ),
-            "posts_per_s_per_model": len(test) * len(TASKS) / sum(seconds.values()),
+            "posts_per_s_per_model": len(test) * len(TASKS) / seconds[name],
         }
         results[name] = {key: round(value, 4) for key, value in result.items()}
         print(
@@ -267,9 +267,12 @@ def main() -> None:
     print(json.dumps({"device": args.device, "posts": len(test), "paths": results}))
 
 
-def _runs(resolve: object, precision: str, device: str) -> bool:
+def _runs(precision: str, device: str) -> bool:
+    """Whether ``device`` runs ``precision`` as itself (not refused, not replaced)."""
+    from flows.nlp.engine import resolve_precision
+
     try:
-        return resolve(precision, device) == precision
+        return resolve_precision(precision, device) == precision
     except ValueError:
         return False
 

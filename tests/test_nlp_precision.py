@@ -9,9 +9,6 @@ backend's labels of sample posts, loaded through tweetnlp as the backend loads c
 
 from __future__ import annotations
 
-import copy
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -22,7 +19,7 @@ from bench.precision import (
     label_agreement,
     labelled_posts,
     same_label_sets,
-    with_model,
+    with_int8,
     with_weights,
 )
 from flows.config import TweetnlpConfig
@@ -115,13 +112,7 @@ def test_int8_would_move_the_labels_so_it_is_not_offered(trained: tuple, exact: 
     """The measurement behind refusing dynamic int8: it moves several % of these labels."""
     _, texts, _ = trained
     backend, reference = exact
-    engine = backend._engines["sentiment"][0]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        int8 = torch.ao.quantization.quantize_dynamic(
-            copy.deepcopy(engine._model), {torch.nn.Linear}, dtype=torch.qint8
-        )
-    found = {"sentiment": with_model(engine, int8).probabilities(texts)}
+    found = {"sentiment": with_int8(backend._engines["sentiment"][0]).probabilities(texts)}
     assert _agree(reference, found, "sentiment") < 0.97
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision("int8", "cpu")
