@@ -29,7 +29,7 @@ LAKE_SCHEMES = ("file", "gs")
 WAREHOUSE_SCHEMES = ("duckdb", "bigquery")
 NLP_BACKENDS = ("lite", "tweetnlp")
 NLP_DEVICES = ("auto", "cpu", "cuda")
-NLP_PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # flows.nlp.engine.PRECISIONS
+NLP_PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # how flows.nlp.engine may run a model
 
 
 class ConfigError(ValueError):

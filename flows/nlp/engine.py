@@ -34,7 +34,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from flows.config import NLP_PRECISIONS
+
 # Padded tokens per batch. On the CPU ~25 posts of 40 tokens: 1,024-2,048 ran 10-20% faster than
 # 4,096 (bench/nlp.py, 2 AVX-512 cores, fp32 and bf16), whose activations outgrow the caches. A GPU
 # needs tens of thousands of tokens in flight to be busy.
@@ -47,8 +48,9 @@ def resolve_precision(precision: str, device: str) -> str:
     Raises:
         ValueError: an unknown precision, or one the device cannot run well.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if precision not in NLP_PRECISIONS:
+        choices = ", ".join(NLP_PRECISIONS)
+        raise ValueError(f"unknown precision {precision!r}: choose one of {choices}")
     if device == "cuda":
         if precision in ("auto", "bf16"):
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
@@ -74,7 +76,7 @@ class Engine:
         preprocess: applied to every text first (tweetnlp's tweet preprocessing).
         multi_label: sigmoid per label (True) or softmax over labels (False), as tweetnlp does.
         device: "cpu" or "cuda".
-        precision: one of ``PRECISIONS``; see ``resolve_precision``.
+        precision: one of ``NLP_PRECISIONS``; see ``resolve_precision``.
         max_length: tokens per text at most (tweetnlp truncates at 128).
         token_budget: padded tokens per batch; 0 picks ``DEFAULT_TOKEN_BUDGET[device]``.
 
