@@ -66,17 +66,21 @@ def tweet_like(rng: random.Random) -> str:
     return " ".join(words)
 
 
-def save_tokenizer(folder: Path, corpus: list[str]) -> None:
-    """A RoBERTa byte-level BPE tokenizer trained on ``corpus``, saved into ``folder``."""
+def save_tokenizer(
+    folder: Path, corpus: list[str], vocab_size: int = 2000, max_length: int = 512
+) -> object:
+    """A RoBERTa byte-level BPE tokenizer trained on ``corpus``, saved into ``folder``; returned."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(
-        corpus, vocab_size=2000, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+        corpus, vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     )
     bpe.save_model(str(folder))
-    RobertaTokenizerFast.from_pretrained(folder, model_max_length=512).save_pretrained(folder)
+    tokenizer = RobertaTokenizerFast.from_pretrained(folder, model_max_length=max_length)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
 
 
 def build_model(folder: Path, corpus: list[str]) -> None:

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from bench.nlp import save_tokenizer
 from flows.analyze import analyse_posts
 from flows.config import ConfigError, TweetnlpConfig, load_config
 from flows.nlp import BackendUnavailable, classify_texts, load_backend
@@ -61,19 +62,9 @@ def texts() -> list[str]:
 
 
 def _tokenizer(folder: Path, corpus: list[str]):
-    """A RoBERTa tokenizer trained on `corpus`, saved into the new `folder`."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import RobertaTokenizerFast
-
+    """A RoBERTa tokenizer of 1,000 tokens trained on `corpus`, saved into the new `folder`."""
     folder.mkdir()
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(
-        corpus, vocab_size=1000, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    )
-    bpe.save_model(str(folder))
-    tokenizer = RobertaTokenizerFast.from_pretrained(folder, model_max_length=128)
-    tokenizer.save_pretrained(folder)
-    return tokenizer
+    return save_tokenizer(folder, corpus, vocab_size=1000, max_length=128)
 
 
 def _build(
