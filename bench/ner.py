@@ -31,17 +31,32 @@ TAGS = ("O", *(f"{prefix}-{kind}" for kind in TYPES for prefix in ("B", "I")))
 DEFAULTS = {"cpu": (256, 32), "cuda": (50_000, 500)}  # (batched posts, one-at-a-time posts)
 
 
-def build_ner_model(folder: Path, corpus: list[str]) -> None:
-    """A roberta-large-sized NER model with a CRF in its configuration, as tner saves them."""
-    import torch
-    from transformers import RobertaConfig, RobertaForTokenClassification
+def tner_config(**sizes: float) -> object:
+    """A ``RobertaConfig`` of these sizes for tner's tweetner7 tags, with a CRF in it as tner saves
+    its models (random transitions: seed torch first)."""
+    from transformers import RobertaConfig
     from tweetnlp.ner.allennlp_crf import ConditionalRandomField, allowed_transitions
 
-    save_tokenizer(folder, corpus)
     id2label = dict(enumerate(TAGS))
-    torch.manual_seed(0)
     crf = ConditionalRandomField(len(TAGS), allowed_transitions("BIO", id2label))
     config = RobertaConfig(
+        num_labels=len(TAGS),
+        id2label=id2label,
+        label2id={tag: i for i, tag in id2label.items()},
+        **sizes,
+    )
+    config.crf_state_dict = {k: v.tolist() for k, v in crf.state_dict().items()}
+    return config
+
+
+def build_ner_model(folder: Path, corpus: list[str]) -> None:
+    """A roberta-large-sized NER model with a CRF and a BPE tokenizer, saved into ``folder``."""
+    import torch
+    from transformers import RobertaForTokenClassification
+
+    save_tokenizer(folder, corpus)
+    torch.manual_seed(0)
+    config = tner_config(
         vocab_size=50265,
         hidden_size=1024,
         num_hidden_layers=24,
@@ -49,11 +64,7 @@ def build_ner_model(folder: Path, corpus: list[str]) -> None:
         intermediate_size=4096,
         max_position_embeddings=514,
         type_vocab_size=1,
-        num_labels=len(TAGS),
-        id2label=id2label,
-        label2id={tag: i for i, tag in id2label.items()},
     )
-    config.crf_state_dict = {k: v.tolist() for k, v in crf.state_dict().items()}
     RobertaForTokenClassification(config).save_pretrained(folder)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from bench.ner import TYPES, tner_config
 from bench.nlp import save_tokenizer
 from flows.analyze import analyse_posts
 from flows.config import ConfigError, TweetnlpConfig, load_config
@@ -370,27 +371,17 @@ def test_tweetnlp_engine_refuses_precisions_the_device_cannot_run(backend: Tweet
         TweetnlpBackend(TweetnlpConfig(precision="fp16"), device="cpu")
 
 
-NER_TYPES = ("corporation", "creative_work", "event", "group", "location", "person", "product")
-NER_LABELS = ("O", *(f"{p}-{t}" for t in NER_TYPES for p in ("B", "I")))  # tner's tweetner7 tags
-
-
 def _build_ner(folder: Path, corpus: list[str]) -> Path:
     """A tiny token classifier with a CRF in its config, as tner's tweetner7 models have."""
     import torch
-    from transformers import RobertaConfig, RobertaForTokenClassification
-    from tweetnlp.ner.allennlp_crf import ConditionalRandomField, allowed_transitions
+    from transformers import RobertaForTokenClassification
 
     _tokenizer(folder, corpus)
-    id2label = dict(enumerate(NER_LABELS))
     torch.manual_seed(3)
-    crf = ConditionalRandomField(len(NER_LABELS), allowed_transitions("BIO", id2label))
-    config = RobertaConfig(
+    config = tner_config(
         vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=130, num_labels=len(NER_LABELS),
-        id2label=id2label, label2id={label: i for i, label in id2label.items()},
-        initializer_range=0.1,
+        intermediate_size=64, max_position_embeddings=130, initializer_range=0.1,
     )
-    config.crf_state_dict = {k: v.tolist() for k, v in crf.state_dict().items()}
     model = RobertaForTokenClassification(config).eval()
     with torch.no_grad():  # logits spread like a trained model's, so that entities come out
         model.classifier.weight.mul_(30)
@@ -419,7 +410,7 @@ def test_tweetnlp_ner_entities_equal_tweetnlp_predict_one_text_at_a_time(
     ]
     assert found == expected
     assert sum(len(e) for e in found) > len(texts) // 4  # the tiny model does find entities
-    assert {e["type"] for entities in found for e in entities} <= set(NER_TYPES)
+    assert {e["type"] for entities in found for e in entities} <= set(TYPES)
     rows = ner_backend.classify(texts[:5])
     assert rows.column("entities").to_pylist() == found[:5]
     # the model id says which entities: another id than the gazetteer's, so both can coexist
