@@ -25,7 +25,8 @@ from bench.nlp import save_tokenizer
 from flows.analyze import analyse_posts
 from flows.config import ConfigError, TweetnlpConfig, load_config
 from flows.nlp import BackendUnavailable, classify_texts, load_backend
-from flows.nlp.engine import Engine, _batch_stops, _pad
+from flows.nlp import engine as engine_module
+from flows.nlp.engine import Engine, _batch_stops, _gather, _pad
 from flows.nlp.gazetteer import find_entities
 from flows.nlp.tweetnlp_backend import DEFAULT_MODELS, TweetnlpBackend, _TldsAtStarts, locate
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
@@ -277,6 +278,57 @@ def test_tweetnlp_batches_fit_the_token_budget_and_pad_right() -> None:
     ids, mask = _pad(flat, lengths, np.cumsum(lengths), 1, 4, pad_id=0)
     assert ids.tolist() == [[3, 4, 5, 0, 0], [6, 7, 8, 0, 0], [9, 10, 11, 12, 13]]
     assert mask.tolist() == (ids > 0).astype(int).tolist()
+    segments = _gather(np.arange(10), np.array([5, 0, 9]), np.array([2, 3, 1]))
+    assert segments.tolist() == [5, 6, 0, 1, 2, 9]
+
+
+def test_tweetnlp_worker_processes_give_the_same_probabilities(
+    backend: TweetnlpBackend, texts: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Texts prepared by two worker processes, 16 a part (reposts and link variants fall in other
+    parts than their first): the same probabilities, each distinct text run through the model once."""
+    backend._load()
+    base, _ = backend._engines["sentiment"]
+    monkeypatch.setattr(engine_module, "PART_TEXTS", 16)
+    engine = Engine(base._model, base._tokenizer, base._preprocess, multi_label=False,
+                    precision="fp32", workers=2)
+    seen: list[int] = []
+    hook = engine._model.register_forward_hook(
+        lambda module, args, kwargs, output: seen.append(kwargs["input_ids"].shape[0]),
+        with_kwargs=True,
+    )
+    try:
+        parallel = engine.probabilities(texts)
+        workers = {process.pid for process in engine._pool._processes.values()}
+    finally:
+        hook.remove()
+        engine.close()
+    assert len(workers) == 2 and os.getpid() not in workers
+    assert len(seen) >= len(texts) // 16  # a batch per part at least
+    assert sum(seen) == len({base._preprocess(t) for t in texts})
+    np.testing.assert_allclose(parallel, base.probabilities(texts), atol=1e-5, rtol=0)
+    assert (parallel.argmax(axis=1) == base.probabilities(texts).argmax(axis=1)).all()
+    assert engine.probabilities([]).shape == (0, 3)
+
+
+def test_tweetnlp_import_leaves_the_tokenizer_parallel() -> None:
+    """tweetnlp turns the Rust tokenizer's threads off when imported; the backend's import does
+    not let it (the reload shows that tweetnlp still would)."""
+    code = (
+        "import importlib, os\n"
+        "from flows.nlp.tweetnlp_backend import import_tweetnlp\n"
+        "import_tweetnlp()\n"
+        "print(os.environ.get('TOKENIZERS_PARALLELISM'))\n"
+        "importlib.reload(importlib.import_module('tweetnlp.text_classification.trainer'))\n"
+        "print(os.environ.get('TOKENIZERS_PARALLELISM'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["None", "false"]
 
 
 def test_tweetnlp_streams_through_classify_texts(
@@ -416,3 +468,34 @@ def test_tweetnlp_ner_entities_equal_tweetnlp_predict_one_text_at_a_time(
     # the model id says which entities: another id than the gazetteer's, so both can coexist
     assert "+ner-ner@" in ner_backend.model_id and "+gazetteer-" in backend.model_id
     assert ner_backend.model_id.split("+")[0] == backend.model_id.split("+")[0]
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda(), reason="no CUDA device here")
+def test_tweetnlp_cuda_batches_never_wait_for_the_gpu(
+    models: TweetnlpConfig, texts: list[str]
+) -> None:
+    """Between batches the host only queues work: any call that waits for the GPU (a copy from
+    ordinary memory, a question about a tensor's values) raises in sync-debug mode."""
+    import torch
+
+    backend = TweetnlpBackend(dataclasses.replace(models, precision="auto"), device="cuda")
+    backend._load()
+    engine, labels = backend._engines["sentiment"]
+    expected = engine.probabilities(texts)  # warm: allocator, kernels, worker processes
+    out = torch.empty((len(texts), len(labels)), device="cuda")
+    parts = list(engine.encode_parts(texts))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for start, (prepared, flat, lengths) in parts:
+            engine._classify(flat, lengths, np.arange(len(prepared)), start, out)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    # bf16 kernels may round differently in other batch shapes: the labels, not the digits
+    assert (out.cpu().numpy().argmax(axis=1) == expected.argmax(axis=1)).mean() >= 0.95

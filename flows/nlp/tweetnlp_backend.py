@@ -21,8 +21,10 @@ backend first has a text to classify.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import socket
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -171,10 +173,28 @@ class TweetnlpBackend:
         )
 
 
-def _load_tweetnlp(task: str, folder: Path) -> Any:
-    """tweetnlp's model object for `task`, loaded from `folder` with no network."""
+def import_tweetnlp() -> Any:
+    """The ``tweetnlp`` module, imported without its side effect on tokenization.
+
+    tweetnlp's trainer module sets ``TOKENIZERS_PARALLELISM=false`` for the whole process when it is
+    imported, which leaves the Rust tokenizer on one core (1.4 times slower on two cores, more on a
+    GPU machine's many); the variable gets back the value it had before the first import.
+    """
+    if "tweetnlp" in sys.modules:
+        return sys.modules["tweetnlp"]
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
     import tweetnlp
 
+    if before is None:
+        os.environ.pop("TOKENIZERS_PARALLELISM", None)
+    else:
+        os.environ["TOKENIZERS_PARALLELISM"] = before
+    return tweetnlp
+
+
+def _load_tweetnlp(task: str, folder: Path) -> Any:
+    """tweetnlp's model object for `task`, loaded from `folder` with no network."""
+    tweetnlp = import_tweetnlp()
     with _bounded_network_probe(), warnings.catch_warnings():
         # tweetnlp 0.4.5 passes transformers 4.x an argument it deprecates
         warnings.filterwarnings("ignore", "The `use_auth_token`", FutureWarning)
