@@ -46,10 +46,15 @@ from flows.config import NLP_PRECISIONS
 # 4,096 (bench/nlp.py, 2 AVX-512 cores, fp32 and bf16), whose activations outgrow the caches. A GPU
 # needs tens of thousands of tokens in flight to be busy.
 DEFAULT_TOKEN_BUDGET = {"cpu": 1024, "cuda": 65536}
-# Texts a worker prepares at a time: the GPU starts once the first part is ready, and a part of
-# ~80,000 tokens fills a batch of 65,536.
+# Texts a worker prepares at a time, at most: the GPU starts once the first part is ready (fewer
+# texts are cut into about one part per worker), and a part of ~80,000 tokens fills a batch of
+# 65,536.
 PART_TEXTS = 2048
+MIN_PART_TEXTS = 16  # smaller parts would cost more to hand over than to prepare
 MAX_WORKERS = 16
+
+Part = tuple[int, tuple[list[str], np.ndarray, np.ndarray]]
+"""A part of the texts: its offset, its texts preprocessed, their token ids and token counts."""
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -124,13 +129,21 @@ class Engine:
         self._dtype = torch.bfloat16 if self.precision == "bf16" and device == "cpu" else None
         self._pool: ProcessPoolExecutor | None = None
 
-    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """Per text, the probability of each of the model's labels (float32, input order)."""
+    def probabilities(
+        self, texts: Sequence[str], parts: Iterator[Part] | None = None
+    ) -> np.ndarray:
+        """Per text, the probability of each of the model's labels (float32, input order).
+
+        ``parts``: ``encode_parts(texts)`` called earlier, so that the workers prepared these texts
+        while the model ran on others (the backend's other task).
+        """
         found = torch.empty((len(texts), self._model.config.num_labels), device=self.device)
         rows = np.empty(len(texts), dtype=np.int64)  # per text, its row of `found`
         seen: dict[str, int] = {}  # preprocessed text -> row: each classified once
         with torch.inference_mode(), _autocast(self._dtype):
-            for start, (prepared, flat, lengths) in self.encode_parts(texts):
+            if parts is None:
+                parts = self.encode_parts(texts)
+            for start, (prepared, flat, lengths) in parts:
                 first, new = len(seen), []
                 for i, text in enumerate(prepared):
                     rows[start + i] = row = seen.setdefault(text, len(seen))
@@ -139,20 +152,20 @@ class Engine:
                 self._classify(flat, lengths, np.array(new, dtype=np.int64), first, found)
         return found[: len(seen)].cpu().numpy()[rows]
 
-    def encode_parts(
-        self, texts: Sequence[str]
-    ) -> Iterator[tuple[int, tuple[list[str], np.ndarray, np.ndarray]]]:
-        """The CPU work a GPU waits for: per part of ``texts``, in order, its offset and
-        ``encode_texts`` of it. With workers, every part is handed out at once, so they prepare
-        the next parts while the caller runs the model on this one; without, one part."""
+    def encode_parts(self, texts: Sequence[str]) -> Iterator[Part]:
+        """The CPU work a GPU waits for, begun now: per part of ``texts``, in order, its offset and
+        ``encode_texts`` of it. With workers, every part is handed out at once (about one part per
+        worker, at most ``PART_TEXTS`` texts), so they prepare the next parts while the caller
+        runs the model on this one; without, the texts are one part, done here and now."""
         if not texts:
-            return
+            return iter(())
         if not self.workers:
-            yield 0, encode_texts(self._preprocess, self._tokenizer, self.max_length, texts)
-            return
-        starts = range(0, len(texts), PART_TEXTS)
-        parts = self._workers().map(_encode_in_worker, (texts[s : s + PART_TEXTS] for s in starts))
-        yield from zip(starts, parts, strict=True)
+            part = encode_texts(self._preprocess, self._tokenizer, self.max_length, texts)
+            return iter([(0, part)])
+        size = max(MIN_PART_TEXTS, min(PART_TEXTS, -(-len(texts) // self.workers)))
+        starts = range(0, len(texts), size)
+        parts = self._workers().map(_encode_in_worker, (texts[s : s + size] for s in starts))
+        return zip(starts, parts, strict=True)
 
     def close(self) -> None:
         """Stop the worker processes (they also stop when the program ends)."""

@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from flows.config import TweetnlpConfig
 from flows.nlp import BackendUnavailable
-from flows.nlp.engine import Engine, resolve_precision
+from flows.nlp.engine import Engine, Part, resolve_precision
 from flows.nlp.gazetteer import CAPITALISED_ONLY, GAZETTEER, find_entities
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
 
@@ -134,11 +134,14 @@ class TweetnlpBackend:
         if self.ner_folder is not None:
             self._ner = _load_ner(self.ner_folder, self.device)
 
-    def probabilities(self, task: str, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
-        """One task's probabilities for ``texts`` and the model's labels in column order."""
+    def probabilities(
+        self, task: str, texts: Sequence[str], parts: Iterator[Part] | None = None
+    ) -> tuple[np.ndarray, list[str]]:
+        """One task's probabilities for ``texts`` and the model's labels in column order
+        (``parts``: see ``Engine.probabilities``)."""
         self._load()
         engine, labels = self._engines[task]
-        return engine.probabilities(texts), labels
+        return engine.probabilities(texts, parts), labels
 
     def entities(self, texts: Sequence[str]) -> list[list[dict[str, str]]]:
         """Named entities per text, ``{"text", "type"}``: tweetnlp's NER, or the gazetteer."""
@@ -151,8 +154,14 @@ class TweetnlpBackend:
         """Classify texts; one ``NLP_RESULT_SCHEMA`` row per text, in the same order."""
         if not texts:
             return NLP_RESULT_SCHEMA.empty_table()
-        sentiment, sentiment_labels = self.probabilities("sentiment", texts)
-        topics, topic_labels = self.probabilities("topic_classification", texts)
+        self._load()
+        # both tasks' texts handed to their workers now: the topics' are ready by the time the
+        # GPU is done with sentiment
+        parts = {task: engine.encode_parts(texts) for task, (engine, _) in self._engines.items()}
+        sentiment, sentiment_labels = self.probabilities("sentiment", texts, parts["sentiment"])
+        topics, topic_labels = self.probabilities(
+            "topic_classification", texts, parts["topic_classification"]
+        )
         best_sentiment = sentiment.argmax(axis=1)
         ranked = np.argsort(-topics, axis=1, kind="stable")
         rows = np.arange(len(texts))
