@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import random
 import re
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from flows.nlp import (
     classify_texts,
     load_backend,
 )
-from flows.nlp.gazetteer import find_entities
+from flows.nlp.gazetteer import _ALIASES, _MATCHER, _alias_tokens, find_entities
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
 
 ROOT = Path(__file__).parents[1]
@@ -168,6 +169,29 @@ def test_entities_are_canonical_and_unique(backend: Backend) -> None:
 )
 def test_gazetteer_matching(text: str, names: list[str]) -> None:
     assert [entity["text"] for entity in find_entities(text)] == names
+
+
+def test_gazetteer_grouped_pattern_matches_what_the_flat_one_matches() -> None:
+    """The matcher groups aliases by first letter for speed; the plain alternation of the aliases,
+    longest first, must find the same matches in texts made of aliases, their words, separators,
+    case changes and the characters that ignoring case folds (K, ſ)."""
+    flat = re.compile(
+        r"(?<![\w@])(?:"
+        + "|".join("".join(_alias_tokens(alias)) for alias in reversed(_ALIASES))
+        + r")(?![\w@])",
+        re.IGNORECASE,
+    )
+    rng = random.Random(11)
+    words = sorted({word for alias in _ALIASES for word in alias.split()})
+    glue = [" ", "", "-", "_", "  ", "#", "@", ".", "/", "s", "\u212a", "\u017f", "x", "1"]
+    texts = []
+    for _ in range(4000):
+        pieces = rng.choices(_ALIASES + words + words[:40], k=rng.randrange(1, 8))
+        pieces = [rng.choice([str.lower, str.upper, str.title, str])(piece) for piece in pieces]
+        texts.append("".join(piece + rng.choice(glue) for piece in pieces))
+    spans = [[(m.span(), m.group()) for m in _MATCHER.finditer(text)] for text in texts]
+    assert spans == [[(m.span(), m.group()) for m in flat.finditer(text)] for text in texts]
+    assert sum(map(len, spans)) > 4000  # the texts are full of matches
 
 
 def test_entity_types() -> None:

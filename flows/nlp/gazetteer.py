@@ -177,14 +177,35 @@ _ENTRIES: dict[str, Entity] = {
 _LOWER_CASE_WORDS = frozenset(_key(alias) for alias in CAPITALISED_ONLY)
 
 
-def _alias_pattern(alias: str) -> str:
-    return r"[\s_-]?".join(re.escape(word) for word in alias.split())
+_SEPARATOR_PATTERN = r"[\s_-]?"
+
+
+def _alias_tokens(alias: str) -> tuple[str, ...]:
+    """An alias as regex pieces: each character escaped, an optional separator between words."""
+    words = [[re.escape(char) for char in word] for word in alias.split()]
+    return tuple(token for i, word in enumerate(words) for token in [_SEPARATOR_PATTERN][:i] + word)
+
+
+def _alternation(alternatives: list[tuple[str, ...]]) -> str:
+    """``"|".join`` of the alternatives (token tuples, in priority order), matching the same, with
+    those that start with the same letter or digit grouped behind it: ``dbt|dagster|delta`` is
+    ``d(?:bt|agster|elta)``. Grouped only where every alternative starts with a letter or digit:
+    no character matches two different ones, even ignoring case, so at any position one group at
+    most can match, and within it the order is kept. Python's ``re`` tries every alternative of a
+    flat alternation at every word start; grouped, a few dozen first characters and one group."""
+    firsts = {tokens[0].lower() if tokens else "" for tokens in alternatives}
+    if len(alternatives) == 1 or not all(len(f) == 1 and f.isascii() and f.isalnum() for f in firsts):
+        return "|".join("".join(tokens) for tokens in alternatives)
+    groups: dict[str, list[tuple[str, ...]]] = {}
+    for tokens in alternatives:
+        groups.setdefault(tokens[0].lower(), []).append(tokens[1:])
+    return "|".join(f"{first}(?:{_alternation(rest)})" for first, rest in groups.items())
 
 
 # Longest aliases first, so that "Google Cloud Storage" wins over "Google Cloud" and "Google".
 _ALIASES = sorted({alias for name, _, aliases in GAZETTEER for alias in (name, *aliases)}, key=len)
 _MATCHER = re.compile(
-    r"(?<![\w@])(?:" + "|".join(_alias_pattern(a) for a in reversed(_ALIASES)) + r")(?![\w@])",
+    r"(?<![\w@])(?:" + _alternation([_alias_tokens(a) for a in reversed(_ALIASES)]) + r")(?![\w@])",
     re.IGNORECASE,
 )
 _NOT_ENTITY = re.compile(r"https?://\S+|www\.\S+|(?<!\w)@\w+")
