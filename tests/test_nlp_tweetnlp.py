@@ -8,12 +8,13 @@ engine is compared with tweetnlp's own ``predict`` on the same weights.
 from __future__ import annotations
 
 import dataclasses
-
+import gc
 import json
 import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -309,6 +310,36 @@ def test_tweetnlp_worker_processes_give_the_same_probabilities(
     np.testing.assert_allclose(parallel, base.probabilities(texts), atol=1e-5, rtol=0)
     assert (parallel.argmax(axis=1) == base.probabilities(texts).argmax(axis=1)).all()
     assert engine.probabilities([]).shape == (0, 3)
+    # an engine dropped without close() (a backend at the end of an analyze run in a long-lived
+    # Prefect worker) does not leave its processes behind
+    dropped = Engine(base._model, base._tokenizer, base._preprocess, multi_label=False, workers=1)
+    dropped.probabilities(texts[:20])
+    (pid,) = [process.pid for process in dropped._pool._processes.values()]
+    del dropped
+    gc.collect()
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+def test_tweetnlp_backend_with_workers_gives_the_same_rows(
+    backend: TweetnlpBackend, models: TweetnlpConfig, texts: list[str]
+) -> None:
+    """As on a GPU machine: texts and the gazetteer's entities done by worker processes."""
+    parallel = TweetnlpBackend(models, device="cpu")
+    parallel._load()
+    for engine, _ in parallel._engines.values():
+        engine.workers = 2
+    try:
+        found, expected = parallel.classify(texts), backend.classify(texts)
+    finally:
+        for engine, _ in parallel._engines.values():
+            engine.close()
+    for name in ("sentiment", "topic", "topics", "entities", "model_id"):
+        assert found.column(name).equals(expected.column(name)), name
+    for name in ("sentiment_score", "topic_score"):
+        np.testing.assert_allclose(found.column(name), expected.column(name), atol=1e-5)
 
 
 def test_tweetnlp_import_leaves_the_tokenizer_parallel() -> None:

@@ -36,6 +36,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import chain
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -53,6 +54,7 @@ PART_TEXTS = 2048
 MIN_PART_TEXTS = 16  # smaller parts would cost more to hand over than to prepare
 MAX_WORKERS = 16
 
+T = TypeVar("T")
 Part = tuple[int, tuple[list[str], np.ndarray, np.ndarray]]
 """A part of the texts: its offset, its texts preprocessed, their token ids and token counts."""
 
@@ -162,13 +164,28 @@ class Engine:
         if not self.workers:
             part = encode_texts(self._preprocess, self._tokenizer, self.max_length, texts)
             return iter([(0, part)])
-        size = max(MIN_PART_TEXTS, min(PART_TEXTS, -(-len(texts) // self.workers)))
+        size = self._part_size(len(texts))
         starts = range(0, len(texts), size)
         parts = self._workers().map(_encode_in_worker, (texts[s : s + size] for s in starts))
         return zip(starts, parts, strict=True)
 
+    def map_in_workers(
+        self, function: Callable[[list[str]], list[T]], texts: Sequence[str]
+    ) -> Iterator[T]:
+        """``function`` (module-level: it goes to the workers by name) of the texts, part by part,
+        begun now by the workers, which are idle while the model runs; without workers, done here
+        and now. Per text, in order, its result."""
+        if not self.workers:
+            return iter(function(list(texts)))
+        size = self._part_size(len(texts))
+        parts = [list(texts[s : s + size]) for s in range(0, len(texts), size)]
+        return chain.from_iterable(self._workers().map(function, parts))
+
+    def _part_size(self, count: int) -> int:
+        return max(MIN_PART_TEXTS, min(PART_TEXTS, -(-count // self.workers)))
+
     def close(self) -> None:
-        """Stop the worker processes (they also stop when the program ends)."""
+        """Stop the worker processes now (they also stop once the engine is garbage-collected)."""
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None

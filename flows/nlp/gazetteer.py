@@ -226,3 +226,8 @@ def find_entities(text: str) -> list[Entity]:
         entity = _ENTRIES[key]
         found.setdefault(entity["text"], entity)
     return list(found.values())
+
+
+def find_all_entities(texts: list[str]) -> list[list[Entity]]:
+    """``find_entities`` of each text (a module-level function, for worker processes)."""
+    return [find_entities(text) for text in texts]
