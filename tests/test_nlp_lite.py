@@ -191,7 +191,7 @@ def test_gazetteer_grouped_pattern_matches_what_the_flat_one_matches() -> None:
         texts.append("".join(piece + rng.choice(glue) for piece in pieces))
     spans = [[(m.span(), m.group()) for m in _MATCHER.finditer(text)] for text in texts]
     assert spans == [[(m.span(), m.group()) for m in flat.finditer(text)] for text in texts]
-    assert sum(map(len, spans)) > 4000  # the texts are full of matches
+    assert sum(map(len, spans)) > 3000  # the texts are full of matches (~4,000)
 
 
 def test_entity_types() -> None:

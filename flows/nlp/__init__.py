@@ -18,12 +18,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 from tqdm.auto import tqdm
-
-from flows.schema import NLP_RESULT_SCHEMA
 
 if TYPE_CHECKING:
     from flows.config import TweetnlpConfig
@@ -110,29 +108,36 @@ def classify_texts(
         chunk_size: texts per yielded table (the last one may be shorter).
         progress: show a progress bar (tqdm) on stderr.
         total: how many texts to expect, for the progress bar; ``len(texts)`` when it has one.
-        cache_size: how many recent distinct texts keep their result, so that a repost a few
-            chunks later is not classified again; bounded so memory stays flat.
+        cache_size: results kept from recent chunks, so that a repost a few chunks later is not
+            classified again; at least the latest chunk's, whole chunks' results dropped oldest
+            first beyond this many, so memory stays flat.
 
     Yields:
         ``NLP_RESULT_SCHEMA`` tables; concatenated, one row per input text in input order.
     """
     if total is None and isinstance(texts, Sequence):
         total = len(texts)
-    cache: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    # Results stay Arrow tables, one per chunk, and rows are picked with `take`: a Python row per
+    # post cost ~5 µs, a tenth of a GPU's time for two models.
+    where: dict[str, tuple[int, int]] = {}  # text -> (chunk number, row in that chunk's results)
+    results: OrderedDict[int, tuple[list[str], pa.Table]] = OrderedDict()
     iterator = iter(texts)
     with tqdm(
         total=total, unit=" posts", desc=f"classify {backend.model_id}", disable=not progress
     ) as bar:
-        while chunk := list(islice(iterator, chunk_size)):
-            new = list(dict.fromkeys(text for text in chunk if text not in cache))
+        for number, chunk in enumerate(iter(lambda: list(islice(iterator, chunk_size)), [])):
+            new = list(dict.fromkeys(text for text in chunk if text not in where))
             if new:
-                for text, row in zip(new, backend.classify(new).to_pylist(), strict=True):
-                    cache[text] = row
-            rows = []
-            for text in chunk:
-                cache.move_to_end(text)
-                rows.append(cache[text])
-            while len(cache) > cache_size:
-                cache.popitem(last=False)
+                results[number] = (new, backend.classify(new))
+                where.update((text, (number, row)) for row, text in enumerate(new))
+            starts, rows = {}, 0
+            for kept, (_, table) in results.items():
+                starts[kept], rows = rows, rows + table.num_rows
+            picked = [starts[kept] + row for kept, row in map(where.__getitem__, chunk)]
+            yield pa.concat_tables(table for _, table in results.values()).take(picked)
+            while rows > cache_size and len(results) > 1:
+                old, table = results.popitem(last=False)[1]
+                rows -= table.num_rows
+                for text in old:
+                    del where[text]
             bar.update(len(chunk))
-            yield pa.Table.from_pylist(rows, schema=NLP_RESULT_SCHEMA)
