@@ -11,14 +11,16 @@ in one run:
 (c) the machine's bound: the best FLOP/s of a plain matrix multiply of the model's commonest
     shape, (tokens × 768) @ (768 × 3072), over batch sizes of tokens a run would use (in the
     engine's precision), divided by the model's FLOP per post; and, where the engine runs bf16
-    (``auto`` on a GPU, or on a CPU with bf16 instructions), the fp32 bound as well.
+    (``auto`` on a GPU, or on a CPU with bf16 instructions), the fp32 bound as well;
+(d) the whole tweetnlp backend as ``analyze`` runs it: this model and a topic model of the same
+    size, the gazetteer's entities and the result rows, through ``classify_texts``.
 
 The last line is one JSON object: device, precision, baseline_posts_per_s, engine_posts_per_s,
-speedup, bound_posts_per_s, efficiency (engine / bound), fp32_bound_posts_per_s, of_fp32_bound (engine /
-fp32 bound) and cpu_side_posts_per_s (preprocessing and tokenization alone, with the engine's
-worker processes: what a GPU waits for).
+speedup, bound_posts_per_s, efficiency (engine / bound), fp32_bound_posts_per_s, of_fp32_bound
+(engine / fp32 bound), cpu_side_posts_per_s (preprocessing and tokenization alone, in the engine's
+worker processes where it has them: what a GPU waits for) and backend_posts_per_s (d).
 
-    python bench/nlp.py --device cpu              # ~3 minutes on 2 cores
+    python bench/nlp.py --device cpu              # ~4 minutes on 2 cores
     python bench/nlp.py --device cuda             # one GPU
     python bench/nlp.py --device cpu --precision fp32 --posts 256
 """
@@ -38,6 +40,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flows.schema import SENTIMENT_LABELS, TOPIC_LABELS  # noqa: E402 (after the path)
 
 # roberta-base
 HIDDEN, LAYERS, HEADS, FFN, VOCAB = 768, 12, 12, 3072, 50265
@@ -83,13 +87,16 @@ def save_tokenizer(
     return tokenizer
 
 
-def build_model(folder: Path, corpus: list[str]) -> None:
-    """A roberta-base-sized sentiment classifier with random weights and a BPE tokenizer."""
+def build_model(
+    folder: Path, corpus: list[str], labels: tuple[str, ...] = SENTIMENT_LABELS, multi_label=False
+) -> None:
+    """A roberta-base-sized classifier with random weights and a BPE tokenizer: sentiment's three
+    labels (softmax) by default, or the topics' (``multi_label``: sigmoid)."""
     import torch
     from transformers import RobertaConfig, RobertaForSequenceClassification
 
+    folder.mkdir(parents=True, exist_ok=True)
     save_tokenizer(folder, corpus)
-    labels = ("negative", "neutral", "positive")
     config = RobertaConfig(
         vocab_size=VOCAB,
         hidden_size=HIDDEN,
@@ -98,9 +105,10 @@ def build_model(folder: Path, corpus: list[str]) -> None:
         intermediate_size=FFN,
         max_position_embeddings=514,
         type_vocab_size=1,
-        num_labels=3,
+        num_labels=len(labels),
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
+        problem_type="multi_label_classification" if multi_label else "single_label_classification",
     )
     torch.manual_seed(0)
     RobertaForSequenceClassification(config).save_pretrained(folder)
@@ -163,19 +171,23 @@ def main() -> None:
         "--workers", type=int, default=None, help="processes preparing texts; default: the engine's"
     )
     args, texts, posts = start_run(parser, DEFAULTS)
+    with tempfile.TemporaryDirectory() as folder:
+        run(args, texts, posts, Path(folder))
 
+
+def run(args: argparse.Namespace, texts: list[str], posts: int, folder: Path) -> None:
+    """(a), (b), the engine's CPU side, (c) and (d), models built in ``folder``; the JSON line."""
     import torch
 
     from flows.nlp.engine import Engine
     from flows.nlp.tweetnlp_backend import import_tweetnlp, speed_up_link_search
 
-    with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
-        build_model(Path(folder), texts[:5000])
-        classifier = import_tweetnlp().load_model("sentiment", model_name=folder)
-        classifier.model.to(args.device)
-        classifier.device = torch.device(args.device)
-        print(f"model built and loaded through tweetnlp in {time.perf_counter() - start:.0f} s")
+    start = time.perf_counter()
+    build_model(folder / "sentiment", texts[:5000])
+    classifier = import_tweetnlp().load_model("sentiment", model_name=str(folder / "sentiment"))
+    classifier.model.to(args.device)
+    classifier.device = torch.device(args.device)
+    print(f"model built and loaded through tweetnlp in {time.perf_counter() - start:.0f} s")
 
     tokens = np.array([len(ids) for ids in classifier.tokenizer(texts[:posts], truncation=True,
                                                                  max_length=128)["input_ids"]])
@@ -243,12 +255,18 @@ def main() -> None:
             f"{flop_per_post(tokens) / 1e9:.2f} GFLOP per post = {bounds[precision]:,.1f} posts/s; "
             f"the engine runs at {engine_rate / bounds[precision]:.1%} of it"
         )
-    bound = bounds[engine.precision]
+    precision, bound = engine.precision, bounds[engine.precision]
+    del classifier, engine  # the GPU memory, for (d)
+    backend_rate = backend_posts_per_s(args, folder, texts[:posts])
+    print(
+        f"(d) the whole backend as analyze runs it (two models, entities, rows): "
+        f"{backend_rate:,.1f} posts/s ({backend_rate * 60:,.0f} posts/min)"
+    )
     print(
         json.dumps(
             {
                 "device": args.device,
-                "precision": engine.precision,
+                "precision": precision,
                 "baseline_posts_per_s": round(baseline_rate, 2),
                 "engine_posts_per_s": round(engine_rate, 2),
                 "speedup": round(engine_rate / baseline_rate, 2),
@@ -257,9 +275,34 @@ def main() -> None:
                 "fp32_bound_posts_per_s": round(bounds["fp32"], 2),
                 "of_fp32_bound": round(engine_rate / bounds["fp32"], 3),
                 "cpu_side_posts_per_s": round(cpu_side),
+                "backend_posts_per_s": round(backend_rate, 2),
             }
         )
     )
+
+
+
+def backend_posts_per_s(args: argparse.Namespace, folder: Path, texts: list[str]) -> float:
+    """Posts/s of the whole tweetnlp backend as analyze runs it: the sentiment model and a topic
+    model of the same size (19 labels, sigmoid), the gazetteer's entities and the result rows,
+    through ``classify_texts`` in analyze's chunks. Each post costs two models here, so at best
+    half the engine's figure."""
+    from flows.analyze import CHUNK_ROWS
+    from flows.config import TweetnlpConfig
+    from flows.nlp import classify_texts
+    from flows.nlp.tweetnlp_backend import TweetnlpBackend
+
+    build_model(folder / "topic", texts[:5000], TOPIC_LABELS, multi_label=True)
+    settings = TweetnlpConfig(
+        str(folder / "sentiment"), str(folder / "topic"), args.precision, args.token_budget
+    )
+    backend = TweetnlpBackend(settings, device=args.device, workers=args.workers)
+    for _ in classify_texts(backend, texts[:64]):  # warm-up: loading, allocator, kernels
+        pass
+    start = time.perf_counter()
+    for _ in classify_texts(backend, texts, chunk_size=CHUNK_ROWS[args.device]):
+        pass
+    return len(texts) / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

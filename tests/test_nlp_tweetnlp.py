@@ -327,10 +327,7 @@ def test_tweetnlp_backend_with_workers_gives_the_same_rows(
     backend: TweetnlpBackend, models: TweetnlpConfig, texts: list[str]
 ) -> None:
     """As on a GPU machine: texts and the gazetteer's entities done by worker processes."""
-    parallel = TweetnlpBackend(models, device="cpu")
-    parallel._load()
-    for engine, _ in parallel._engines.values():
-        engine.workers = 2
+    parallel = TweetnlpBackend(models, device="cpu", workers=2)
     try:
         found, expected = parallel.classify(texts), backend.classify(texts)
     finally:

@@ -65,6 +65,7 @@ class TweetnlpBackend:
     Args:
         settings: the ``[tweetnlp]`` section: models, precision, token budget.
         device: "cpu" or "cuda".
+        workers: processes that prepare texts for each model; None: ``default_workers(device)``.
 
     Raises:
         BackendUnavailable: a model is neither a folder, nor in the Hugging Face cache, nor
@@ -76,9 +77,12 @@ class TweetnlpBackend:
         ['positive']
     """
 
-    def __init__(self, settings: TweetnlpConfig | None = None, device: str = "cpu") -> None:
+    def __init__(
+        self, settings: TweetnlpConfig | None = None, device: str = "cpu", workers: int | None = None
+    ) -> None:
         settings = settings or TweetnlpConfig()
         self.device = device
+        self.workers = workers
         self.settings = settings
         try:
             self.precision = resolve_precision(settings.precision, device)
@@ -129,6 +133,7 @@ class TweetnlpBackend:
                 precision=self.precision,
                 max_length=classifier.max_length,
                 token_budget=self.settings.token_budget,
+                workers=self.workers,
             )
             self._engines[task] = (engine, labels)
         if self.ner_folder is not None:
