@@ -23,6 +23,7 @@ worker processes where it has them: what a GPU waits for) and backend_posts_per_
     python bench/nlp.py --device cpu              # ~4 minutes on 2 cores
     python bench/nlp.py --device cuda             # one GPU
     python bench/nlp.py --device cpu --precision fp32 --posts 256
+    python bench/nlp.py --device cuda --profile   # and the top kernels, how busy the GPU is
 """
 
 from __future__ import annotations
@@ -170,6 +171,12 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=None, help="processes preparing texts; default: the engine's"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="the engine's top operations, and how busy the GPU is"
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="experiment: the engine's model via torch.compile"
+    )
     args, texts, posts = start_run(parser, DEFAULTS)
     with tempfile.TemporaryDirectory() as folder:
         run(args, texts, posts, Path(folder))
@@ -215,16 +222,23 @@ def run(args: argparse.Namespace, texts: list[str], posts: int, folder: Path) ->
         token_budget=args.token_budget,
         workers=args.workers,
     )
-    engine.probabilities(texts[:64])  # warm-up: allocator, kernels
+    if args.compile:
+        # an experiment, not the engine's path: shapes symbolic, so one compilation serves all
+        engine._model = torch.compile(engine._model, dynamic=True)
+    for warm_up in (texts[:64], texts[: min(posts, 4096)] if args.compile else []):
+        engine.probabilities(warm_up)  # allocator, kernels, workers; compilation
     if args.device == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
     engine.probabilities(texts[:posts])
     engine_rate = posts / (time.perf_counter() - start)
     print(
-        f"(b) engine, {engine.precision}, token budget {engine.token_budget}: "
+        f"(b) engine, {engine.precision}, token budget {engine.token_budget}"
+        f"{', torch.compile' if args.compile else ''}: "
         f"{engine_rate:,.1f} posts/s ({engine_rate * 60:,.0f} posts/min)"
     )
+    if args.profile:
+        print_profile(engine, texts[: min(posts, 20_000)], args.device)
     # What a GPU waits for: preprocessing and tokenization, in the engine's worker processes or
     # in this one; over at least 20,000 texts (the texts again if fewer), which it does not dedupe.
     sample = (texts[:posts] * (20_000 // posts + 1))[: max(posts, 20_000)]
@@ -280,6 +294,29 @@ def run(args: argparse.Namespace, texts: list[str], posts: int, folder: Path) ->
         )
     )
 
+
+
+def print_profile(engine: object, texts: list[str], device: str) -> None:
+    """The engine's 15 costliest operations over ``texts`` (on a GPU, by GPU time), and on a GPU
+    the share of the run its kernels kept it busy: near 100% the kernels are the limit, well
+    under, the host (launches, waits, CPU side) is."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as run:
+        start = time.perf_counter()
+        engine.probabilities(texts)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - start
+    events = run.key_averages()
+    key = "self_device_time_total" if device == "cuda" else "self_cpu_time_total"
+    print(events.table(sort_by=key, row_limit=15))
+    if device == "cuda":
+        busy = sum(e.self_device_time_total for e in events if e.self_device_time_total > 0)
+        print(f"    profiled: {len(texts):,} posts in {wall:.2f} s; GPU kernels busy "
+              f"{busy / 1e6:.2f} s, {busy / 1e6 / wall:.0%} of it")
 
 
 def backend_posts_per_s(args: argparse.Namespace, folder: Path, texts: list[str]) -> float:
