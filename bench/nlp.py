@@ -157,9 +157,9 @@ def start_run(
     warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.device == "cpu":
-        from flows.nlp.lite import _limit_torch_threads
+        from flows.nlp.engine import limit_torch_threads
 
-        _limit_torch_threads()
+        limit_torch_threads()
     rng = random.Random(1)
     return args, [tweet_like(rng) for _ in range(posts + baseline_posts)], posts
 

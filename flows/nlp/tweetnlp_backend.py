@@ -37,7 +37,7 @@ import pyarrow as pa
 
 from flows.config import TweetnlpConfig
 from flows.nlp import BackendUnavailable
-from flows.nlp.engine import Engine, Part, resolve_precision
+from flows.nlp.engine import Engine, Part, limit_torch_threads, resolve_precision
 from flows.nlp.gazetteer import CAPITALISED_ONLY, GAZETTEER, find_all_entities
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
 
@@ -111,9 +111,7 @@ class TweetnlpBackend:
         if self._engines:
             return
         if self.device == "cpu":
-            from flows.nlp.lite import _limit_torch_threads
-
-            _limit_torch_threads()
+            limit_torch_threads()
         for task, folder in self.folders.items():
             classifier = _load_tweetnlp(task, folder)
             labels = [classifier.id_to_label[str(i)] for i in range(len(classifier.id_to_label))]
