@@ -339,6 +339,25 @@ def test_tweetnlp_backend_with_workers_gives_the_same_rows(
         np.testing.assert_allclose(found.column(name), expected.column(name), atol=1e-5)
 
 
+def test_tweetnlp_workers_end_quietly_with_the_program(models: TweetnlpConfig) -> None:
+    """A program that never closes its backend ends cleanly, its workers stopped."""
+    code = (
+        "import sys\n"
+        "from flows.config import TweetnlpConfig\n"
+        "from flows.nlp.tweetnlp_backend import TweetnlpBackend\n"
+        "settings = TweetnlpConfig(sys.argv[1], sys.argv[2], 'fp32')\n"
+        "backend = TweetnlpBackend(settings, device='cpu', workers=2)\n"
+        "print(backend.classify(['dbt runs on duckdb', 'so slow']).num_rows)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code, models.sentiment_model, models.topic_model],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2"]
+    assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
 def test_tweetnlp_import_leaves_the_tokenizer_parallel() -> None:
     """tweetnlp turns the Rust tokenizer's threads off when imported; the backend's import does
     not let it (the reload shows that tweetnlp still would)."""

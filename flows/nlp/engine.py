@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from itertools import chain
@@ -130,6 +131,7 @@ class Engine:
         self._model = _prepare(model, device, self.precision)
         self._dtype = torch.bfloat16 if self.precision == "bf16" and device == "cpu" else None
         self._pool: ProcessPoolExecutor | None = None
+        self._stop_workers: weakref.finalize | None = None
 
     def probabilities(
         self, texts: Sequence[str], parts: Iterator[Part] | None = None
@@ -185,9 +187,10 @@ class Engine:
         return max(MIN_PART_TEXTS, min(PART_TEXTS, -(-count // self.workers)))
 
     def close(self) -> None:
-        """Stop the worker processes now (they also stop once the engine is garbage-collected)."""
+        """Stop the worker processes now (they also stop once the engine is garbage-collected,
+        or when the program ends)."""
         if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
+            self._stop_workers()
             self._pool = None
 
     def _workers(self) -> ProcessPoolExecutor:
@@ -200,6 +203,9 @@ class Engine:
                 initializer=_start_worker,
                 initargs=(self._preprocess, self._tokenizer, self.max_length),
             )
+            # Shut down with the engine, or at exit while modules still stand: a pool left to
+            # the interpreter's teardown prints "Exception ignored ... has no attribute 'util'".
+            self._stop_workers = weakref.finalize(self, self._pool.shutdown, cancel_futures=True)
         return self._pool
 
     def _classify(
