@@ -324,9 +324,8 @@ def backend_posts_per_s(args: argparse.Namespace, folder: Path, texts: list[str]
     model of the same size (19 labels, sigmoid), the gazetteer's entities and the result rows,
     through ``classify_texts`` in analyze's chunks. Each post costs two models here, so at best
     half the engine's figure."""
-    from flows.analyze import CHUNK_ROWS
     from flows.config import TweetnlpConfig
-    from flows.nlp import classify_texts
+    from flows.nlp import CHUNK_TEXTS, classify_texts
     from flows.nlp.tweetnlp_backend import TweetnlpBackend
 
     build_model(folder / "topic", texts[:5000], TOPIC_LABELS, multi_label=True)
@@ -337,7 +336,7 @@ def backend_posts_per_s(args: argparse.Namespace, folder: Path, texts: list[str]
     for _ in classify_texts(backend, texts[:64]):  # warm-up: loading, allocator, kernels
         pass
     start = time.perf_counter()
-    for _ in classify_texts(backend, texts, chunk_size=CHUNK_ROWS[args.device]):
+    for _ in classify_texts(backend, texts, chunk_size=CHUNK_TEXTS[args.device]):
         pass
     return len(texts) / (time.perf_counter() - start)
 

@@ -24,21 +24,17 @@ import pyarrow.compute as pc
 
 from flows.config import Config
 from flows.lake import Lake
-from flows.nlp import Backend, classify_texts, load_backend
+from flows.nlp import CHUNK_TEXTS, Backend, classify_texts, load_backend
 from flows.schema import NLP_SCHEMA, UTC_TIMESTAMP
 from flows.stores import open_config_warehouse, open_lake
 from flows.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
-# Posts read, loaded and classified together (bounds memory), and posts classified between two
-# progress reports, by device. A GPU runs tens of thousands of posts a second, and one of its
-# batches holds ~1,600 tweets (65,536 tokens): CPU-sized chunks would starve it, and CPU-sized
-# groups would spend its time waiting on warehouse loads (a BigQuery MERGE takes seconds). Each
-# chunk also waits once for the engine's workers to prepare its first texts (~1,000 per worker,
-# ~0.07 s): with 65,536 posts a chunk that is ~2% of two models' GPU time, with 16,384 ~8%.
+# Posts read, loaded and classified together (bounds memory), by device; they are classified in
+# chunks of CHUNK_TEXTS. A GPU runs tens of thousands of posts a second: CPU-sized groups would
+# spend its time waiting on warehouse loads (a BigQuery MERGE takes seconds).
 GROUP_ROWS = {"cpu": 5_000, "cuda": 262_144}
-CHUNK_ROWS = {"cpu": 512, "cuda": 65_536}
 
 ProgressCallback = Callable[[int, int], None]
 """``(posts done, posts to do)``, called as the work advances; ``done == total`` at the end."""
@@ -93,7 +89,7 @@ def analyse_posts(
     if posts.num_rows == 0:
         return NLP_SCHEMA.empty_table()
     chunks = []
-    chunk_size = CHUNK_ROWS[backend.device]
+    chunk_size = CHUNK_TEXTS[backend.device]
     for chunk in classify_texts(backend, posts.column("text").to_pylist(), chunk_size=chunk_size):
         chunks.append(chunk)
         advance(chunk.num_rows)

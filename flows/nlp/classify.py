@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from flows.nlp import Backend, classify_texts
+from flows.nlp import CHUNK_TEXTS, Backend, classify_texts
 from flows.schema import NLP_RESULT_SCHEMA
 
 INPUT_TYPES = {
@@ -37,7 +37,12 @@ _TEXT_ONLY = pa.schema([pa.field("text", pa.string())])
 
 
 def classify_file(
-    input: Path, output: Path, backend: Backend, *, progress: bool = True, chunk_size: int = 2048
+    input: Path,
+    output: Path,
+    backend: Backend,
+    *,
+    progress: bool = True,
+    chunk_size: int | None = None,
 ) -> int:
     """Classify every text of ``input`` with ``backend`` and write the rows to ``output``.
 
@@ -48,7 +53,8 @@ def classify_file(
         output: the file to write (replaced if it exists); its type comes from its extension.
         backend: from ``flows.nlp.load_backend``.
         progress: show a progress bar on stderr.
-        chunk_size: rows read, classified and written at a time.
+        chunk_size: rows read, classified and written at a time; None: ``CHUNK_TEXTS`` of the
+            backend's device.
 
     Returns:
         The number of rows written.
@@ -70,6 +76,7 @@ def classify_file(
             f"{output}: cannot write {output.suffix or 'a file without extension'!r}; "
             f"name the output file with one of {', '.join(OUTPUT_TYPES)}"
         )
+    chunk_size = chunk_size or CHUNK_TEXTS[backend.device]
     schema, tables = _read(input, chunk_size)
     out_schema = _output_schema(schema)
     drop = [name for name in NLP_RESULT_SCHEMA.names if name in schema.names]
