@@ -30,9 +30,9 @@ BACKEND_NAMES = ("lite", "tweetnlp")
 DEVICES = ("auto", "cpu", "cuda")
 # Texts classified together, by device; a chunk is also the step of the progress reports. A GPU
 # runs tens of thousands of posts a second, and one of its batches holds ~1,600 tweets (65,536
-# tokens): CPU-sized chunks would starve it. Each chunk also waits once for the engine's workers to
-# prepare its first texts (~1,000 per worker, ~0.07 s): ~2% of two models' GPU time at 65,536
-# texts, ~8% at 16,384.
+# tokens): CPU-sized chunks would starve it. Each chunk also waits once for the engine's workers'
+# first part (at most 2,048 texts: ~0.14 s at ~15,000 texts/s a worker): ~4% of two models' GPU
+# time at 40,000 posts/s each with 65,536 texts, ~8% with 16,384 (parts of ~1,100).
 CHUNK_TEXTS = {"cpu": 512, "cuda": 65_536}
 
 
