@@ -13,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Pinned as requirements.txt resolves them here (transformers 4, its tokenizers and hub), plus
-# what tweetnlp, its preprocessing and our analyze module import that such a machine lacks.
+# what tweetnlp and its preprocessing import, and the tweetnlp tests (duckdb for the warehouse
+# test, tenacity for the CLI's), that such a machine lacks.
 WHEELS=(
   transformers==4.57.6 tokenizers==0.22.2 huggingface_hub==0.36.2 tweetnlp==0.4.5
   urlextract==1.10.0 uritools==6.1.5 platformdirs==4.14.8 evaluate==0.4.6 datasets==5.0.1
