@@ -36,6 +36,7 @@ import os
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from itertools import chain
 from typing import TypeVar
 
@@ -158,33 +159,35 @@ class Engine:
 
     def encode_parts(self, texts: Sequence[str]) -> Iterator[Part]:
         """The CPU work a GPU waits for, begun now: per part of ``texts``, in order, its offset and
-        ``encode_texts`` of it. With workers, every part is handed out at once (about one part per
-        worker, at most ``PART_TEXTS`` texts), so they prepare the next parts while the caller
-        runs the model on this one; without, the texts are one part, done here and now."""
-        if not texts:
-            return iter(())
-        if not self.workers:
-            part = encode_texts(self._preprocess, self._tokenizer, self.max_length, texts)
-            return iter([(0, part)])
-        size = self._part_size(len(texts))
-        starts = range(0, len(texts), size)
-        parts = self._workers().map(_encode_in_worker, (texts[s : s + size] for s in starts))
-        return zip(starts, parts, strict=True)
+        ``encode_texts`` of it (see ``_map_parts``), so that the workers prepare the next parts
+        while the caller runs the model on this one."""
+        if self.workers:
+            return self._map_parts(_encode_in_worker, texts)
+        encode = partial(encode_texts, self._preprocess, self._tokenizer, self.max_length)
+        return self._map_parts(encode, texts)
 
     def map_in_workers(
-        self, function: Callable[[list[str]], list[T]], texts: Sequence[str]
+        self, function: Callable[[Sequence[str]], list[T]], texts: Sequence[str]
     ) -> Iterator[T]:
         """``function`` (module-level: it goes to the workers by name) of the texts, part by part,
         begun now by the workers, which are idle while the model runs; without workers, done here
         and now. Per text, in order, its result."""
-        if not self.workers:
-            return iter(function(list(texts)))
-        size = self._part_size(len(texts))
-        parts = [list(texts[s : s + size]) for s in range(0, len(texts), size)]
-        return chain.from_iterable(self._workers().map(function, parts))
+        return chain.from_iterable(results for _, results in self._map_parts(function, texts))
 
-    def _part_size(self, count: int) -> int:
-        return max(MIN_PART_TEXTS, min(PART_TEXTS, -(-count // self.workers)))
+    def _map_parts(
+        self, function: Callable[[Sequence[str]], T], texts: Sequence[str]
+    ) -> Iterator[tuple[int, T]]:
+        """Per part of ``texts``, in order, its offset and ``function`` of it. With workers, every
+        part is handed out at once (about one part per worker, at most ``PART_TEXTS`` texts);
+        without, the texts are one part, done here and now."""
+        if not texts:
+            return iter(())
+        if not self.workers:
+            return iter([(0, function(texts))])
+        size = max(MIN_PART_TEXTS, min(PART_TEXTS, -(-len(texts) // self.workers)))
+        starts = range(0, len(texts), size)
+        parts = self._workers().map(function, (texts[s : s + size] for s in starts))
+        return zip(starts, parts, strict=True)
 
     def close(self) -> None:
         """Stop the worker processes now (they also stop once the engine is garbage-collected,

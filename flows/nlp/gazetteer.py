@@ -12,6 +12,7 @@ only when not written all in lower case. @mentions and links are never entities:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TypedDict
 
 CORPORATION = "corporation"
@@ -228,6 +229,6 @@ def find_entities(text: str) -> list[Entity]:
     return list(found.values())
 
 
-def find_all_entities(texts: list[str]) -> list[list[Entity]]:
+def find_all_entities(texts: Sequence[str]) -> list[list[Entity]]:
     """``find_entities`` of each text (a module-level function, for worker processes)."""
     return [find_entities(text) for text in texts]

@@ -149,7 +149,7 @@ class TweetnlpBackend:
     def entities(self, texts: Sequence[str]) -> list[list[dict[str, str]]]:
         """Named entities per text, ``{"text", "type"}``: tweetnlp's NER, or the gazetteer."""
         if self.ner_folder is None:
-            return find_all_entities(list(texts))
+            return find_all_entities(texts)
         self._load()
         return ner_entities(self._ner, texts, NER_BATCH[self.device])
 
