@@ -81,7 +81,8 @@ def main() -> None:
         build_ner_model(Path(folder), texts[:5000])
         ner = _load_ner(Path(folder), args.device)
         print(f"model built and loaded through tweetnlp in {time.perf_counter() - start:.0f} s")
-    print(f"{args.device}, {torch.get_num_threads()} threads; load average {os.getloadavg()[0]:.2f}")
+    load = os.getloadavg()[0]
+    print(f"{args.device}, {torch.get_num_threads()} threads; load average {load:.2f}")
 
     baseline = texts[posts:]
     ner.predict(baseline[0])

@@ -172,7 +172,7 @@ def main() -> None:
         "--workers", type=int, default=None, help="processes preparing texts; default: the engine's"
     )
     parser.add_argument(
-        "--profile", action="store_true", help="the engine's top operations, and how busy the GPU is"
+        "--profile", action="store_true", help="the engine's top operations; how busy the GPU is"
     )
     parser.add_argument(
         "--compile", action="store_true", help="experiment: the engine's model via torch.compile"
@@ -293,7 +293,6 @@ def run(args: argparse.Namespace, texts: list[str], posts: int, folder: Path) ->
             }
         )
     )
-
 
 
 def print_profile(engine: object, texts: list[str], device: str) -> None:

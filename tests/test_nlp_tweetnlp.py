@@ -15,6 +15,8 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -248,20 +250,33 @@ def test_tweetnlp_link_search_finds_what_urlextract_finds() -> None:
     assert sum(bool(pattern.findall(t)) for t in texts) > 500  # many texts do have matches
 
 
+@contextmanager
+def _batch_rows(engine: Engine) -> Iterator[list[int]]:
+    """The rows of every batch the engine's model runs while in the block."""
+    rows: list[int] = []
+    hook = engine._model.register_forward_hook(
+        lambda module, args, kwargs, output: rows.append(kwargs["input_ids"].shape[0]),
+        with_kwargs=True,
+    )
+    try:
+        yield rows
+    finally:
+        hook.remove()
+
+
+def _python(code: str, *args: str, **run: object) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh interpreter of this one, in the repository, warnings off."""
+    command = [sys.executable, "-W", "ignore", "-c", code, *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, **run)
+
+
 def test_tweetnlp_identical_texts_run_through_the_model_once(
     backend: TweetnlpBackend, texts: list[str]
 ) -> None:
     backend._load()
     engine, _ = backend._engines["sentiment"]
-    seen: list[int] = []
-    hook = engine._model.register_forward_hook(
-        lambda module, args, kwargs, output: seen.append(kwargs["input_ids"].shape[0]),
-        with_kwargs=True,
-    )
-    try:
+    with _batch_rows(engine) as seen:
         engine.probabilities(texts)
-    finally:
-        hook.remove()
     # reposts, and posts that differ only in a link (tweetnlp reads every link as "http")
     assert engine._preprocess("ok https://a.com/1") == engine._preprocess("ok https://b.org")
     assert sum(seen) == len({engine._preprocess(t) for t in texts}) < len(set(texts))
@@ -287,28 +302,24 @@ def test_tweetnlp_worker_processes_give_the_same_probabilities(
     backend: TweetnlpBackend, texts: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Texts prepared by two worker processes, 16 a part (reposts and link variants fall in other
-    parts than their first): the same probabilities, each distinct text run through the model once."""
+    parts than their first): the same probabilities, each distinct text through the model once."""
     backend._load()
     base, _ = backend._engines["sentiment"]
     monkeypatch.setattr(engine_module, "PART_TEXTS", 16)
     engine = Engine(base._model, base._tokenizer, base._preprocess, multi_label=False,
                     precision="fp32", workers=2)
-    seen: list[int] = []
-    hook = engine._model.register_forward_hook(
-        lambda module, args, kwargs, output: seen.append(kwargs["input_ids"].shape[0]),
-        with_kwargs=True,
-    )
     try:
-        parallel = engine.probabilities(texts)
+        with _batch_rows(engine) as seen:
+            parallel = engine.probabilities(texts)
         workers = {process.pid for process in engine._pool._processes.values()}
     finally:
-        hook.remove()
         engine.close()
     assert len(workers) == 2 and os.getpid() not in workers
     assert len(seen) >= len(texts) // 16  # a batch per part at least
     assert sum(seen) == len({base._preprocess(t) for t in texts})
-    np.testing.assert_allclose(parallel, base.probabilities(texts), atol=1e-5, rtol=0)
-    assert (parallel.argmax(axis=1) == base.probabilities(texts).argmax(axis=1)).all()
+    alone = base.probabilities(texts)
+    np.testing.assert_allclose(parallel, alone, atol=1e-5, rtol=0)
+    assert (parallel.argmax(axis=1) == alone.argmax(axis=1)).all()
     assert engine.probabilities([]).shape == (0, 3)
     # an engine dropped without close() (a backend at the end of an analyze run in a long-lived
     # Prefect worker) does not leave its processes behind
@@ -349,10 +360,7 @@ def test_tweetnlp_workers_end_quietly_with_the_program(models: TweetnlpConfig) -
         "backend = TweetnlpBackend(settings, device='cpu', workers=2)\n"
         "print(backend.classify(['dbt runs on duckdb', 'so slow']).num_rows)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code, models.sentiment_model, models.topic_model],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    out = _python(code, models.sentiment_model, models.topic_model)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2"]
     assert "Exception ignored" not in out.stderr and "Traceback" not in out.stderr, out.stderr
@@ -369,11 +377,7 @@ def test_tweetnlp_import_leaves_the_tokenizer_parallel() -> None:
         "importlib.reload(importlib.import_module('tweetnlp.text_classification.trainer'))\n"
         "print(os.environ.get('TOKENIZERS_PARALLELISM'))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
-    out = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=300,
-    )
+    out = _python(code, env={k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["None", "false"]
 

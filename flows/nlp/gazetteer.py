@@ -195,7 +195,8 @@ def _alternation(alternatives: list[tuple[str, ...]]) -> str:
     most can match, and within it the order is kept. Python's ``re`` tries every alternative of a
     flat alternation at every word start; grouped, a few dozen first characters and one group."""
     firsts = {tokens[0].lower() if tokens else "" for tokens in alternatives}
-    if len(alternatives) == 1 or not all(len(f) == 1 and f.isascii() and f.isalnum() for f in firsts):
+    exclusive = all(len(first) == 1 and first.isascii() and first.isalnum() for first in firsts)
+    if len(alternatives) == 1 or not exclusive:
         return "|".join("".join(tokens) for tokens in alternatives)
     groups: dict[str, list[tuple[str, ...]]] = {}
     for tokens in alternatives:

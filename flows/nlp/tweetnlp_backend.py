@@ -78,7 +78,10 @@ class TweetnlpBackend:
     """
 
     def __init__(
-        self, settings: TweetnlpConfig | None = None, device: str = "cpu", workers: int | None = None
+        self,
+        settings: TweetnlpConfig | None = None,
+        device: str = "cpu",
+        workers: int | None = None,
     ) -> None:
         settings = settings or TweetnlpConfig()
         self.device = device
