@@ -6,8 +6,10 @@ worker's run on another machine all see it, and it needs no server. Two kinds, o
 - a local folder: ``fcntl.flock`` on ``_state/<name>.lock``. The kernel releases it when the
   holder dies, so a crashed run never leaves a stale lock behind.
 - an object store (``gs://``): a small JSON object written with a create-only precondition
-  (``pipe_file(mode="create")``: GCS ``ifGenerationMatch=0``) that names its owner and expiry. A
-  lock past its expiry was left by a run that died; the next run deletes it and takes its place.
+  (``pipe_file(mode="create")``: GCS ``ifGenerationMatch=0``) that names its owner and expiry.
+  The holder renews the expiry from a background thread every third of ``ttl``, so a run may last
+  any time; a lock past its expiry was left by a run that died, and the next run deletes it and
+  takes its place, minutes later rather than hours.
 
 Example:
     >>> with lake_lock(fs, "/lake/_state/analyze.lock", purpose="analyze"):  # doctest: +SKIP
@@ -20,6 +22,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,7 +36,9 @@ from fsspec.implementations.local import LocalFileSystem
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT_S = 600.0  # a scheduled run waits for the one before it, up to one schedule slot
-DEFAULT_TTL_S = 6 * 3600.0  # object-store locks only: longer than the longest run
+# Object-store locks only: how long a lock outlives its holder's last renewal. Shorter than a
+# waiter's DEFAULT_WAIT_S, so that the next scheduled run takes over from a run that died.
+DEFAULT_TTL_S = 300.0
 
 
 class LakeBusy(RuntimeError):
@@ -65,7 +70,8 @@ def lake_lock(
         path: the lock file, under the lake's ``_state/``.
         purpose: what the holder does, shown to whoever waits.
         wait: seconds to wait for a holder to finish before raising `LakeBusy`.
-        ttl: on object stores, seconds after which a lock counts as abandoned.
+        ttl: on object stores, seconds after the holder's last renewal (every ``ttl / 3``) at
+            which a lock counts as abandoned.
         poll: seconds between attempts while waiting.
     """
     lock = _FileLock(path) if isinstance(fs, LocalFileSystem) else _ObjectLock(fs, path, ttl)
@@ -125,28 +131,49 @@ class _FileLock:
 
 
 class _ObjectLock:
-    """A create-only object naming its owner and expiry."""
+    """A create-only object naming its owner and expiry, renewed while held."""
 
     def __init__(self, fs: AbstractFileSystem, path: str, ttl: float) -> None:
         self.fs, self.path, self.ttl = fs, path, ttl
+        self._stop = threading.Event()
+        self._renewer: threading.Thread | None = None
 
     def try_acquire(self, me: dict[str, Any]) -> bool:
         now = datetime.now(timezone.utc)
-        body = {
-            **me,
-            "since": now.isoformat(),
-            "expires": (now + timedelta(seconds=self.ttl)).isoformat(),
-        }
         try:
-            self.fs.pipe_file(self.path, json.dumps(body).encode(), mode="create")
-            return True
+            self.fs.pipe_file(self.path, self._body(me, now.isoformat()), mode="create")
         except FileExistsError:
-            pass
-        holder = self.holder()
-        if holder and datetime.fromisoformat(holder["expires"]) < now:
-            log.warning("breaking the abandoned lock %s of %s", self.path, holder["owner"])
-            self.fs.rm_file(self.path)
-        return False
+            holder = self.holder()
+            if holder and datetime.fromisoformat(holder["expires"]) < now:
+                log.warning("breaking the abandoned lock %s of %s", self.path, holder["owner"])
+                self.fs.rm_file(self.path)
+            return False
+        self._renewer = threading.Thread(
+            target=self._renew, args=(me,), name=f"renew {self.path}", daemon=True
+        )
+        self._renewer.start()
+        return True
+
+    def _body(self, me: dict[str, Any], since: str) -> bytes:
+        expires = datetime.now(timezone.utc) + timedelta(seconds=self.ttl)
+        return json.dumps({**me, "since": since, "expires": expires.isoformat()}).encode()
+
+    def _renew(self, me: dict[str, Any]) -> None:
+        """Push the expiry forward every third of ``ttl`` while the lock is ours.
+
+        Object stores offer no compare-and-swap on content here, so this reads, checks the token and
+        overwrites: another run can only have taken the lock if ours expired, that is if renewals
+        failed for two thirds of ``ttl``, and a failed renewal is retried at the next beat.
+        """
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                holder = self.holder()
+                if not holder or holder.get("token") != me["token"]:
+                    log.error("lock %s was taken over while held by %s", self.path, me["owner"])
+                    return
+                self.fs.pipe_file(self.path, self._body(me, holder["since"]))
+            except Exception as error:  # noqa: BLE001 - the next beat tries again
+                log.warning("could not renew the lock %s: %s", self.path, error)
 
     def holder(self) -> dict[str, Any] | None:
         try:
@@ -155,6 +182,9 @@ class _ObjectLock:
             return None
 
     def release(self, me: dict[str, Any]) -> None:
+        self._stop.set()
+        if self._renewer is not None:
+            self._renewer.join()
         holder = self.holder()
         if holder and holder.get("token") == me["token"]:
             self.fs.rm_file(self.path)

@@ -4,7 +4,11 @@ as on a local folder (writes, de-duplication, cursors, manifest, the create-only
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 # gcsfs otherwise probes each bucket over gRPC, which the emulator lacks, for 60 s; read at import
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
@@ -17,6 +21,9 @@ from flows.lock import LakeBusy  # noqa: E402
 from flows.schema import POST_SCHEMA  # noqa: E402
 from flows.sources import Cursor  # noqa: E402
 from servers import fake_gcs  # noqa: E402
+
+ROOT = Path(__file__).parent.parent
+
 
 @pytest.fixture(scope="module")
 def endpoint(tmp_path_factory):
@@ -85,6 +92,34 @@ def test_the_lock_on_gcs_has_one_holder(lake_url, endpoint):
                 pass
     with gcs_lake(lake_url, endpoint).lock("collect", wait=5):  # released: free again
         pass
+
+
+def test_a_lock_on_gcs_outlives_its_ttl_while_held_and_frees_when_its_holder_dies(
+    lake_url, endpoint
+):
+    holder = f"""
+import os, sys, time
+from flows.lake import Lake
+lake = Lake({lake_url!r}, endpoint_url={endpoint!r}, token="anon", project="t")
+with lake.lock("analyze", ttl=1):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, env=env)
+    try:
+        assert process.stdout.readline() == b"held\n"
+        with pytest.raises(LakeBusy):  # twice its ttl, and still held: renewed
+            with gcs_lake(lake_url, endpoint).lock("analyze", wait=2):
+                pass
+        process.kill()  # dies holding it: no release, no more renewals
+        process.wait()
+        started = time.monotonic()
+        with gcs_lake(lake_url, endpoint).lock("analyze", wait=10):
+            assert time.monotonic() - started < 3  # within about its ttl, not hours
+    finally:
+        process.kill()
+        process.wait()
 
 
 def test_the_gcs_bucket_block_works_where_the_lake_is(lake_url, endpoint, posts, monkeypatch):

@@ -69,7 +69,7 @@ def test_concurrent_state_updates_lose_nothing(tmp_path):
     assert len(lake.manifest()) == 6 * 15
 
 
-def test_an_object_store_lock_is_create_only_and_expires(tmp_path):
+def test_an_object_store_lock_is_create_only(tmp_path):
     fs = fsspec.filesystem("memory")
     path = f"/lock-test-{tmp_path.name}/_state/analyze.lock"
     with lake_lock(fs, path, purpose="analyze", ttl=60):
@@ -80,13 +80,45 @@ def test_an_object_store_lock_is_create_only_and_expires(tmp_path):
                 pass
     assert not fs.exists(path)  # released
 
-    # a holder that died leaves its object; past its expiry the next run takes the lock over
-    with lake_lock(fs, path, purpose="crashed", ttl=0.2):
-        time.sleep(0.3)
-        with lake_lock(fs, path, purpose="next", wait=5):
-            assert json.loads(fs.cat_file(path))["purpose"] == "next"
-        assert not fs.exists(path)
-    assert not fs.exists(path)  # the late holder does not delete a lock that is not its own
+
+def test_an_object_store_lock_is_renewed_while_held(tmp_path):
+    fs = fsspec.filesystem("memory")
+    path = f"/lock-test-{tmp_path.name}/_state/analyze.lock"
+    with lake_lock(fs, path, purpose="long run", ttl=0.3):
+        first = json.loads(fs.cat_file(path))
+        # the holder outlives its ttl several times over, and nobody may break its lock
+        with pytest.raises(LakeBusy, match="long run"):
+            with lake_lock(fs, path, purpose="next", wait=1.2):
+                pass
+        renewed = json.loads(fs.cat_file(path))
+        assert renewed["token"] == first["token"] and renewed["since"] == first["since"]
+        assert renewed["expires"] > first["expires"]
+    assert not fs.exists(path)
+    assert not [t for t in threading.enumerate() if t.name.startswith("renew ")]  # it stopped
+
+
+def test_an_abandoned_object_store_lock_is_taken_over(tmp_path):
+    fs = fsspec.filesystem("memory")
+    path = f"/lock-test-{tmp_path.name}/_state/analyze.lock"
+    # what a run that died leaves behind: its object, renewed no more, past its expiry
+    dead = {"owner": "vm:1", "purpose": "analyze", "token": "dead", "since": "2026-11-01T00:00:00"}
+    fs.pipe_file(path, json.dumps({**dead, "expires": "2026-11-01T00:05:00+00:00"}).encode())
+    with lake_lock(fs, path, purpose="next", wait=5):
+        assert json.loads(fs.cat_file(path))["purpose"] == "next"
+    assert not fs.exists(path)
+
+
+def test_a_holder_does_not_delete_a_lock_taken_over_from_it(tmp_path, caplog):
+    fs = fsspec.filesystem("memory")
+    path = f"/lock-test-{tmp_path.name}/_state/analyze.lock"
+    with lake_lock(fs, path, purpose="stalled", ttl=0.3):
+        # its renewals failed past its expiry, and another run took the lock
+        other = {"owner": "vm:2", "purpose": "other", "token": "other", "since": "", "expires": ""}
+        fs.pipe_file(path, json.dumps(other).encode())
+        time.sleep(0.25)  # a renewal beat: it finds the lock is not its own and stops renewing
+        assert json.loads(fs.cat_file(path))["token"] == "other"
+    assert json.loads(fs.cat_file(path))["token"] == "other"  # left to its new holder
+    assert "taken over while held by" in caplog.text
 
 
 # ------------------------------------------------------------------ two real processes at once
