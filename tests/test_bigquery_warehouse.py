@@ -5,6 +5,7 @@ query equal to DuckDB's on the same rows, and `analyze` from a gs:// lake into B
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -16,17 +17,20 @@ from types import SimpleNamespace
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 
 import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 import pytest  # noqa: E402
 from google.auth.credentials import AnonymousCredentials  # noqa: E402
 
 from dashboard import queries  # noqa: E402
 from flows.lake import Lake  # noqa: E402
 from flows.warehouse import WarehouseError, open_warehouse  # noqa: E402
-from flows.warehouse.bigquery_warehouse import BigQueryWarehouse  # noqa: E402
-from flows.warehouse.views import VIEW_NAMES  # noqa: E402
+from flows.schema import posts_table  # noqa: E402
+from flows.warehouse.bigquery_warehouse import BigQueryWarehouse, bigquery_schema  # noqa: E402
+from flows.warehouse.views import POST_NLP, VIEW_NAMES  # noqa: E402
+from flows.warehouse.views import POSTS as POSTS_TABLE  # noqa: E402
 from servers import bigquery_emulator, fake_gcs  # noqa: E402
 from test_dashboard import FIRST_DAY, dashboard_rows  # noqa: E402
-from test_warehouse_duckdb import POSTS, RESULTS  # noqa: E402
+from test_warehouse_duckdb import POSTS, RESULTS, older, post, utc  # noqa: E402
 
 PROJECT = "pulse-test"
 LOGGER = "flows.warehouse.bigquery_warehouse"
@@ -190,6 +194,36 @@ def test_bigquery_merges_nlp_results_once_and_finds_analysed_posts(url):
                 ]
             }
         ]
+
+
+def test_bigquery_adds_the_columns_added_since_a_table_was_made(url):
+    from google.cloud import bigquery as bq
+
+    project, dataset = url.removeprefix("bigquery://").split("/")
+    client = bq.Client(project=project, credentials=AnonymousCredentials())
+    client.create_dataset(dataset)
+    # tables as an earlier version of the pipeline made them, without some of today's columns
+    old = ((older(POSTS_TABLE, "client"), POSTS), (older(POST_NLP, "entities"), RESULTS))
+    for spec, table in old:
+        body = io.BytesIO()
+        pq.write_table(table.select(spec.schema.names), body)
+        schema = bigquery_schema(spec.schema)
+        client.create_table(bq.Table(f"{project}.{dataset}.{spec.name}", schema=schema))
+        config = bq.LoadJobConfig(source_format=bq.SourceFormat.PARQUET, schema=schema)
+        client.load_table_from_file(
+            body, f"{project}.{dataset}.{spec.name}", rewind=True, job_config=config
+        ).result()
+    # checked through queries: the emulator's table metadata does not follow DDL, BigQuery's does
+    with bigquery(url) as warehouse:
+        assert warehouse.counts() == {"posts": 5, "post_nlp": 5}  # the rows there are kept
+        newer = posts_table([post("mastodon", "9", utc(21, 10), "dave", client="ios")])
+        assert warehouse.load_posts(pa.concat_tables([POSTS, newer])) == 1
+        assert warehouse.load_nlp(RESULTS) == 0
+        clients = warehouse.query("SELECT post_id, client FROM posts_enriched").to_pylist()
+        assert {r["client"] for r in clients if r["post_id"] != "mastodon:9"} == {None}
+        assert {"post_id": "mastodon:9", "client": "ios"} in clients
+    with bigquery(url) as reopened:  # opening again changes nothing
+        assert reopened.counts() == {"posts": 6, "post_nlp": 5}
 
 
 @pytest.fixture(scope="module")

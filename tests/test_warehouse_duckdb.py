@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ import pytest
 from flows.schema import NLP_SCHEMA, posts_table
 from flows.warehouse import WarehouseError, WarehouseLockedError, open_warehouse
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
-from flows.warehouse.views import VIEW_NAMES
+from flows.warehouse.views import POST_NLP, VIEW_NAMES, TableSpec, create_table_sql
+from flows.warehouse.views import POSTS as POSTS_TABLE
 
 SCIENCE, NEWS, GAMING = "science_&_technology", "news_&_social_concern", "gaming"
 COLLECTED = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
@@ -465,6 +467,51 @@ def test_opening_replaces_stale_views(tmp_path: Path) -> None:
         con.execute("CREATE OR REPLACE VIEW top_posts AS SELECT 1 AS stale")
     with open_warehouse(f"duckdb:///{path}") as w:
         assert w.query("SELECT * FROM top_posts").column_names == EXPECTED_COLUMNS["top_posts"]
+
+
+def older(spec: TableSpec, *dropped: str) -> TableSpec:
+    """`spec` as an earlier version of the pipeline had it: without the columns `dropped`."""
+    kept = [field for field in spec.schema if field.name not in dropped]
+    return replace(spec, schema=pa.schema(kept))
+
+
+def test_opening_adds_the_columns_added_since_a_table_was_made(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    old_posts, old_nlp = older(POSTS_TABLE, "lang", "client"), older(POST_NLP, "entities")
+    with duckdb.connect(str(path)) as con:
+        for spec, table in ((old_posts, POSTS), (old_nlp, RESULTS)):
+            con.execute(create_table_sql(spec))
+            con.register("old_rows", table.select(spec.schema.names))
+            con.execute(f"INSERT INTO {spec.name} SELECT * FROM old_rows")
+    with open_warehouse(f"duckdb:///{path}") as w:
+        # the rows already there are kept, with NULL in the new columns
+        assert w.counts() == {"posts": 5, "post_nlp": 5}
+        stored = rows(w, "SELECT post_id, lang, client FROM posts ORDER BY post_id")
+        assert {(r["lang"], r["client"]) for r in stored} == {(None, None)}
+        # a load of today's rows merges into them, and the views read every column
+        newer = posts_table([post("mastodon", "9", utc(21, 10), "dave", client="ios")])
+        assert w.load_posts(pa.concat_tables([POSTS, newer])) == 1
+        assert w.load_nlp(RESULTS) == 0
+        (new,) = rows(w, "SELECT lang, client FROM posts_enriched WHERE post_id = 'mastodon:9'")
+        assert new == {"lang": "en", "client": "ios"}
+        assert w.query("SELECT * FROM top_entities").num_rows == 0  # old results: no entities
+    with duckdb.connect(str(path)) as con:
+        names = [row[0] for row in con.execute("DESCRIBE posts").fetchall()]
+    assert sorted(names) == sorted(POSTS_TABLE.schema.names)  # each added once
+    with open_warehouse(f"duckdb:///{path}") as w:  # opening again changes nothing
+        assert w.counts() == {"posts": 6, "post_nlp": 5}
+
+
+def test_a_missing_not_null_column_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(create_table_sql(older(POST_NLP, "sentiment_score", "topics")))
+    message = r"post_nlp in duckdb:///.*old\.duckdb lacks the NOT NULL columns sentiment_score "
+    with pytest.raises(WarehouseError, match=message + r".*declare them nullable"):
+        open_warehouse(f"duckdb:///{path}")
+    with duckdb.connect(str(path)) as con:  # and nothing was changed
+        names = [row[0] for row in con.execute("DESCRIBE post_nlp").fetchall()]
+    assert "topics" not in names
 
 
 def test_relative_url_is_taken_from_the_working_directory(

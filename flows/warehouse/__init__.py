@@ -85,6 +85,9 @@ _URL_HELP = (
 def open_warehouse(url: str, *, credentials: object | None = None, location: str = "") -> Warehouse:
     """Open the warehouse at `url`, creating its tables and (re)creating its views.
 
+    A table made by an earlier version of the pipeline gains the columns added to `flows.schema`
+    since (`flows.warehouse.views.columns_to_add`).
+
     ``duckdb:///data/w.duckdb`` is relative to the working directory, ``duckdb:////srv/w.duckdb``
     absolute (SQLAlchemy's convention); the folder is created. ``bigquery://project/dataset``
     uses `credentials` (google-auth; None: application-default credentials) and creates a

@@ -32,6 +32,8 @@ from flows.warehouse.views import (
     TABLES,
     VIEW_NAMES,
     TableSpec,
+    add_column_sql,
+    columns_to_add,
     merge_sql,
     view_sql,
 )
@@ -95,7 +97,8 @@ class BigQueryWarehouse(Warehouse):
     """The warehouse in BigQuery dataset `dataset` of `project`.
 
     The dataset is created when missing (in `location`; BigQuery's default, US, when empty), the
-    tables too, and a view whose SQL changed is replaced. Terraform creates the dataset on GCP, so
+    tables too (a table lacking columns added since gains them), and a view whose SQL changed is
+    replaced. Terraform creates the dataset on GCP, so
     the pipeline's service account needs no project-wide dataset rights.
 
     Args:
@@ -183,7 +186,12 @@ class BigQueryWarehouse(Warehouse):
                 type_=bigquery.TimePartitioningType.DAY, field=PARTITION_BY[spec.name]
             )
         table.clustering_fields = CLUSTER_BY.get(spec.name)
-        self.client.create_table(table, exists_ok=True)
+        table = self.client.create_table(table, exists_ok=True)  # or the one there already
+        for field in columns_to_add(spec, [field.name for field in table.schema], self.url):
+            log.info("adding column %s to %s in %s", field.name, spec.name, self.url)
+            # DDL rather than a schema update through the API: the same SQL as DuckDB's
+            sql = to_bigquery_sql(add_column_sql(spec, field, self._ref))
+            self.client.query(sql, location=self.location).result()
 
     def _view(self, name: str) -> None:
         sql = to_bigquery_sql(view_sql(name, self._ref))

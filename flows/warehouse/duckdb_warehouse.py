@@ -10,6 +10,7 @@ growing pause for up to ``lock_timeout`` seconds, then raises `WarehouseLockedEr
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -24,10 +25,14 @@ from flows.warehouse.views import (
     POSTS,
     TABLES,
     TableSpec,
+    add_column_sql,
+    columns_to_add,
     create_table_sql,
     create_views_sql,
     merge_sql,
 )
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 30.0
 
@@ -56,6 +61,10 @@ class DuckDBWarehouse(Warehouse):
         with self._connect(read_only=False) as con:
             for table in TABLES:
                 con.execute(create_table_sql(table))
+                existing = [row[0] for row in con.execute(f"DESCRIBE {table.name}").fetchall()]
+                for field in columns_to_add(table, existing, self.url):
+                    log.info("adding column %s to %s in %s", field.name, table.name, self.url)
+                    con.execute(add_column_sql(table, field))
             for statement in create_views_sql():
                 con.execute(statement)
 

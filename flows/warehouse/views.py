@@ -16,7 +16,7 @@ Views pick, per post, ONE NLP result: the latest ``analysed_at``, ties going to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -113,6 +113,34 @@ def create_table_sql(table: TableSpec, ref: Ref = _identity) -> str:
     columns.append(f"PRIMARY KEY ({', '.join(table.key)})")
     body = ",\n    ".join(columns)
     return f"CREATE TABLE IF NOT EXISTS {ref(table.name)} (\n    {body}\n)"
+
+
+def columns_to_add(table: TableSpec, existing: Collection[str], where: str) -> list[pa.Field]:
+    """The columns of `table` that its copy in warehouse `where`, with columns `existing`, lacks.
+
+    A warehouse made by an earlier version of the pipeline gains the columns added to
+    `flows.schema` since, NULL in the rows it holds (as dlt's destinations evolve their tables);
+    columns of its own beyond ours are left alone.
+
+    Raises:
+        WarehouseError: a missing column is NOT NULL, which the rows already there cannot fill.
+    """
+    missing = [field for field in table.schema if field.name not in existing]
+    required = [field.name for field in missing if not field.nullable]
+    if required:
+        raise WarehouseError(
+            f"table {table.name} in {where} lacks the NOT NULL columns {', '.join(required)} of "
+            "flows/schema.py, and its rows have no value for them: declare them nullable there, "
+            "or add them to the table with a value for every row (ADD COLUMN, UPDATE, then SET "
+            "NOT NULL) before the pipeline opens it"
+        )
+    return missing
+
+
+def add_column_sql(table: TableSpec, field: pa.Field, ref: Ref = _identity) -> str:
+    """``ALTER TABLE ... ADD COLUMN`` for a nullable column of `columns_to_add`."""
+    column = f"{field.name} {sql_type(field.type)}"
+    return f"ALTER TABLE {ref(table.name)} ADD COLUMN IF NOT EXISTS {column}"
 
 
 def merge_sql(table: TableSpec, staging: str, ref: Ref = _identity) -> str:
