@@ -193,6 +193,20 @@ def test_mastodon_limit_stops_mid_page_and_the_next_run_goes_on(tmp_path, sleeps
         assert len(ids) == len(set(ids)) == 60
 
 
+def test_mastodon_a_stream_gets_what_the_others_leave_of_the_limit(tmp_path, sleeps):
+    one, two = FakeMastodon(statuses(30)), FakeMastodon(statuses(40, host="two.example"))
+    with serving(one), serving(two):
+        cfg = config(tmp_path / "lake", one.url, two.url, limit=50, page_size=40)
+        assert collect_source(cfg, "mastodon", "run1").new == 50
+        assert [r["limit"] for r in page_requests(two)] == ["20"]  # what the limit left
+        one.statuses += statuses(5, first_id=31, start=30)  # new posts between the runs
+        two.statuses += statuses(3, host="two.example", first_id=41, start=40)
+        new = [collect_source(cfg, "mastodon", f"run{n}").new for n in range(2, 5)]
+        assert new == [25, 3, 0]  # two's unfinished walk, one's new posts; two's new posts
+        ids = lake_ids(Lake(cfg.lake))
+        assert len(ids) == len(set(ids)) == 78
+
+
 def test_mastodon_waits_for_the_announced_reset_on_429(tmp_path):
     api = FakeMastodon(statuses(50))
     reset = (datetime.now(UTC) + timedelta(seconds=30)).isoformat().replace("+00:00", "Z")

@@ -207,6 +207,35 @@ def test_x_limit_is_honoured_and_the_rest_comes_next_run(tmp_path, x_env):
         assert len(ids) == len(set(ids)) == 250
 
 
+def test_x_asks_for_no_more_posts_than_the_limit_leaves(tmp_path, x_env):
+    api = FakeX([x_tweet(n) for n in range(40)])
+    with serving(api):
+        cfg = config(tmp_path / "lake", api, limit=15)
+        assert [collect_source(cfg, "x", f"run{n}").fetched for n in range(4)] == [15, 15, 10, 0]
+        # each post is paid for once: pages of the limit, not of 100 with the rest thrown away
+        sizes = [r.query["max_results"] for r in api.requests]
+        assert sizes == ["15", "15", "15", "15"]  # run 3 asks 15 and finds 10; run 4 one page
+        ids = lake_ids(Lake(cfg.lake))
+        assert len(ids) == len(set(ids)) == 40
+
+
+def test_x_a_limit_inside_the_first_page_loses_nothing(tmp_path, x_env):
+    # X's smallest page is 10 posts: with a limit of 4 the first page is cut, and the next run
+    # starts again at the first page, past the posts that landed. Posts that arrive in between
+    # shift that page: the run then gets a few it has already (de-duplicated), and the new ones
+    # are newer than the walk's top, so the walk after it collects them.
+    api = FakeX([x_tweet(n) for n in range(12)])
+    with serving(api):
+        cfg = config(tmp_path / "lake", api, limit=4)
+        new = [collect_source(cfg, "x", f"run{n}").new for n in range(2)]
+        api.tweets += [x_tweet(n) for n in range(12, 15)]
+        new += [collect_source(cfg, "x", f"run{n}").new for n in range(2, 7)]
+        assert new[:2] == [4, 4] and sum(new) == 15 and new[-2:] == [0, 0]
+        assert {r.query["max_results"] for r in api.requests} == {"10"}
+        ids = lake_ids(Lake(cfg.lake))
+        assert len(ids) == len(set(ids)) == 15
+
+
 def test_x_rate_limit_headers_are_respected(x_env, monkeypatch):
     api = FakeX([x_tweet(n) for n in range(150)])
     reset = int(datetime.now(UTC).timestamp()) + 120

@@ -185,13 +185,13 @@ class BlueskySource(PagedSource):
     def commit(self, cursor: Cursor, key: str, top: str | None, newest: datetime | None) -> Cursor:
         return cursor.advanced(newest_time=_time(top) if top else cursor.newest_time)
 
-    def page(self, hashtag: str, walk: Walk) -> Page:
+    def page(self, hashtag: str, walk: Walk, size: int) -> Page:
         body, _ = self.client.get_json(
             f"{self.settings.base_url.rstrip('/')}/app.bsky.feed.searchPosts",
             {
                 "q": f"#{hashtag}",
                 "sort": "latest",
-                "limit": self.settings.page_size,
+                "limit": size,
                 "since": walk.floor,
                 "lang": self.settings.lang or None,
                 "cursor": walk.token,

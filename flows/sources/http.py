@@ -452,7 +452,9 @@ class Walk:
         top: this walk's newest marker, seen on its first page; the next walk's floor.
         token: the next page to fetch.
         skip: posts at the start of that page that have landed already (a run stopped by its
-            limit in the middle of a page).
+            limit in the middle of a page). The first page (token None) may have gained newer
+            posts since: skipping then passes over some of those, which are newer than `top`,
+            so the next walk collects them, and returns a few that landed already.
     """
 
     key: str = ""
@@ -484,6 +486,8 @@ class PagedSource(ABC):
 
     name: ClassVar[str]
     client: HttpClient | None = None  # the HTTP sources' one client; snscrape has its own
+    settings: Any  # the source's settings dataclass
+    min_page_size: ClassVar[int] = 1  # the fewest posts a request may ask for
 
     def streams(self) -> list[str]:
         return [""]
@@ -499,9 +503,15 @@ class PagedSource(ABC):
             newest_time=max(filter(None, (cursor.newest_time, newest)), default=None),
         )
 
+    @property
+    def page_size(self) -> int:
+        """The most posts a request asks for: the settings' ``page_size``."""
+        return self.settings.page_size
+
     @abstractmethod
-    def page(self, hashtag: str, walk: Walk) -> Page:
-        """Fetch the page `walk.token` of stream `walk.key`, newer than `walk.floor`."""
+    def page(self, hashtag: str, walk: Walk, size: int) -> Page:
+        """Fetch the page `walk.token` of stream `walk.key`, newer than `walk.floor`, of at
+        most `size` posts."""
 
     @abstractmethod
     def to_posts(
@@ -554,7 +564,13 @@ class PagedSource(ABC):
         newest: datetime | None = None
         shown = f"{self.name} {walk.key}".strip()
         start = walk
-        pages = paginate(lambda token: self.page(hashtag, replace(start, token=token)), walk.token)
+
+        def fetch(token: str | None) -> Page:
+            # no more posts than the limit leaves (a paid API bills every post it returns)
+            size = self.page_size if limit is None else min(self.page_size, limit)
+            return self.page(hashtag, replace(start, token=token), max(size, self.min_page_size))
+
+        pages = paginate(fetch, walk.token)
         for number, page in enumerate(pages, 1):
             if page.warning:
                 # the walk stops here; the next run resumes at this page (or walks again)
@@ -567,13 +583,14 @@ class PagedSource(ABC):
             posts = [item for item in items if isinstance(item, dict)][skip:]
             warnings = tuple(f"{shown}: {item}; skipped" for item in items if isinstance(item, str))
             full = limit is not None and len(posts) >= limit
-            if limit is not None and len(posts) > limit:
+            cut = limit is not None and len(posts) > limit
+            if cut:
                 posts = posts[:limit]
-                # the rest of this page comes next run
+                # the rest of this page comes next run (the first page's token is None too)
                 walk = replace(walk, token=page.token, skip=skip + limit)
             if posts:
                 newest = max(filter(None, (newest, *(post["created_at"] for post in posts))))
-            if walk.token is None:
+            if walk.token is None and not cut:
                 cursor = self.commit(cursor, walk.key, walk.top or walk.floor, newest)
                 cursor = cursor.advanced(resume=None)
             else:

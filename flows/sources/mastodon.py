@@ -87,10 +87,10 @@ class MastodonSource(MultiStreamSource):
     def streams(self) -> list[str]:
         return list(self.settings.instances)
 
-    def page(self, hashtag: str, walk: Walk) -> Page:
+    def page(self, hashtag: str, walk: Walk, size: int) -> Page:
         statuses, response = self.client.get_json(
             f"{walk.key}/api/v1/timelines/tag/{hashtag}",
-            {"limit": self.settings.page_size, "max_id": walk.token, "since_id": walk.floor},
+            {"limit": size, "max_id": walk.token, "since_id": walk.floor},
         )
         if not isinstance(statuses, list):
             statuses = []

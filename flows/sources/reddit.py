@@ -173,10 +173,10 @@ class RedditSource(MultiStreamSource):
             ["search"] if self.settings.search else []
         )
 
-    def page(self, hashtag: str, walk: Walk) -> Page:
+    def page(self, hashtag: str, walk: Walk, size: int) -> Page:
         base = self.settings.base_url.rstrip("/")
         params: dict[str, Any] = {
-            "limit": self.settings.page_size,
+            "limit": size,
             "after": walk.token,
             "raw_json": 1,
         }

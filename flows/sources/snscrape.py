@@ -54,7 +54,7 @@ class SnscrapeSource(PagedSource):
     def __init__(self, settings: SnscrapeSettings) -> None:
         self.settings = settings
 
-    def page(self, hashtag: str, walk: Walk) -> Page:
+    def page(self, hashtag: str, walk: Walk, size: int) -> Page:
         twitter = _twitter_module()
         query = " ".join(
             part
@@ -67,7 +67,7 @@ class SnscrapeSource(PagedSource):
         )
         try:
             scraper = twitter.TwitterSearchScraper(query)
-            tweets = list(itertools.islice(scraper.get_items(), self.settings.page_size))
+            tweets = list(itertools.islice(scraper.get_items(), size))
         except Exception as exc:  # noqa: BLE001 (snscrape fails in many ways when Twitter changes)
             raise SourceError(
                 f"snscrape: Twitter refused the search {query!r} ({type(exc).__name__}: {exc}). "
@@ -75,7 +75,7 @@ class SnscrapeSource(PagedSource):
                 f"{WORKING_SOURCES}"
             ) from None
         ids = [int(tweet.id) for tweet in tweets]
-        full = len(tweets) == self.settings.page_size
+        full = len(tweets) == size
         return Page(
             _as_api_page(tweets),
             str(min(ids) - 1) if full else None,

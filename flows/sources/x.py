@@ -95,6 +95,7 @@ class XSource(PagedSource):
     """Recent posts with the hashtag, newest first, down to the last run's newest."""
 
     name = "x"
+    min_page_size = 10  # the API refuses max_results below 10
 
     def __init__(self, settings: XSettings, **client_options: Any) -> None:
         self.settings = settings
@@ -106,7 +107,11 @@ class XSource(PagedSource):
             **client_options,
         )
 
-    def page(self, hashtag: str, walk: Walk) -> Page:
+    @property
+    def page_size(self) -> int:
+        return self.settings.max_results
+
+    def page(self, hashtag: str, walk: Walk, size: int) -> Page:
         since_id = _searchable(walk.floor)
         if walk.floor and since_id is None and walk.token is None:
             log.warning(
@@ -118,7 +123,7 @@ class XSource(PagedSource):
             f"{self.settings.base_url.rstrip('/')}/tweets/search/recent",
             {
                 "query": self.settings.query(hashtag),
-                "max_results": self.settings.max_results,
+                "max_results": size,
                 "next_token": walk.token,
                 "since_id": since_id,
                 "expansions": "author_id",
