@@ -552,13 +552,14 @@ class FakeBluesky(FakeApi):
         limit = int(q.get("limit", 25))
         if not 1 <= limit <= 100:
             return Reply(400, {"error": "InvalidRequest", "message": "limit must be <= 100"})
+        # `since` and `sort=latest` go by sortAt, the earlier of createdAt and indexedAt
         chosen = [
             p
             for p in self.posts
             if f"#{tag}" in p["record"]["text"].lower()
-            and ("since" not in q or p["indexedAt"] >= q["since"])
+            and ("since" not in q or sort_at(p) >= datetime.fromisoformat(q["since"]))
         ]
-        chosen.sort(key=lambda p: p["indexedAt"], reverse=True)
+        chosen.sort(key=sort_at, reverse=True)
         offset = int(q.get("cursor", 0))
         page = chosen[offset : offset + limit]
         body: dict[str, Any] = {"posts": page, "hitsTotal": len(chosen)}
@@ -571,6 +572,14 @@ class FakeBluesky(FakeApi):
             "ratelimit-policy": "3000;w=300",
         }
         return Reply(200, body, headers)
+
+
+def sort_at(post: dict[str, Any]) -> datetime:
+    indexed = datetime.fromisoformat(post["indexedAt"])
+    try:
+        return min(indexed, datetime.fromisoformat(post["record"]["createdAt"]))
+    except (KeyError, TypeError, ValueError):
+        return indexed
 
 
 # --- Reddit ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fake_apis import T0, FakeBluesky, FakeTime, Reply, bluesky_post, not_json, serving
+from fake_apis import T0, FakeBluesky, FakeTime, Reply, bluesky_post, iso, not_json, serving
 
 from flows import sources
 from flows.collect import collect_source
@@ -107,15 +107,32 @@ def test_bluesky_logs_in_pages_and_then_collects_only_newer(tmp_path, bsky_env):
         assert [q.get("cursor") for q in searches(api)] == [None, "100", "200"]
         lake = Lake(cfg.lake)
         cursor = lake.read_cursor("bluesky", "dataengineering")
-        assert cursor.resume is None and cursor.newest_time == T0 + timedelta(minutes=229)
+        # the newest post's sortAt: its createdAt, 2 s before it was indexed
+        newest = T0 + timedelta(minutes=229, seconds=-2)
+        assert cursor.resume is None and cursor.newest_time == newest
 
         api.posts += [bluesky_post(n) for n in range(230, 240)]
         api.requests.clear()
         report = collect_source(cfg, "bluesky", "run2")
-        assert searches(api)[0]["since"] == "2026-11-20T11:49:00.000Z"
-        assert report.fetched == 11 and report.new == 10  # `since` is inclusive: one seen again
+        # 15 minutes below it: posts indexed late still sort above the floor
+        assert searches(api)[0]["since"] == "2026-11-20T11:33:58.000Z"
+        assert report.fetched == 26 and report.new == 10  # the last 16 of run 1 seen again
         ids = lake_ids(lake)
         assert len(ids) == len(set(ids)) == 240
+
+
+def test_bluesky_collects_a_post_indexed_after_the_run_that_saw_newer_ones(tmp_path, bsky_env):
+    api = FakeBluesky([bluesky_post(n) for n in range(10)])
+    with serving(api):
+        cfg = config(tmp_path / "lake", api)
+        assert collect_source(cfg, "bluesky", "run1").new == 10
+        # written 3 minutes before run 1's newest post, indexed 10 minutes after it: its sortAt
+        # (what `since` compares) is its createdAt, below run 1's newest
+        late = bluesky_post(10, createdAt=iso(T0 + timedelta(minutes=6)))
+        api.posts.append(late | {"indexedAt": iso(T0 + timedelta(minutes=19))})
+        report = collect_source(cfg, "bluesky", "run2")
+        assert report.new == 1
+        assert f"bluesky:{late['uri']}" in lake_ids(Lake(cfg.lake))
 
 
 def test_bluesky_expired_access_token_is_refreshed_and_the_request_repeated(bsky_env):
@@ -191,7 +208,7 @@ def test_bluesky_kill_after_page_2_resumes_at_page_3(tmp_path, bsky_env):
         ids = lake_ids(lake)
         assert len(ids) == len(set(ids)) == 250
         assert lake.read_cursor("bluesky", "dataengineering").newest_time == T0 + timedelta(
-            minutes=249
+            minutes=249, seconds=-2
         )
 
 

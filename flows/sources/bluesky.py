@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -45,6 +45,12 @@ HOW_TO_FIX = {
     404: "No Bluesky XRPC API here: [bluesky] base_url should be https://bsky.social/xrpc (or "
     "your own PDS's https://host/xrpc).",
 }
+# How far below the last run's newest post a run searches again. `since` compares a post's sortAt,
+# the earlier of its createdAt and indexedAt, so a post written before that newest one but indexed
+# after the run (indexing lag, a slow device clock, a queued post) would sort below the floor and
+# never be seen. The lake drops the posts seen twice.
+INDEXING_LAG = timedelta(minutes=15)
+
 _LINK = "app.bsky.richtext.facet#link"
 _MENTION = "app.bsky.richtext.facet#mention"
 _TAG = "app.bsky.richtext.facet#tag"
@@ -180,7 +186,7 @@ class BlueskySource(PagedSource):
         )
 
     def floor(self, cursor: Cursor, key: str) -> str | None:
-        return _iso(cursor.newest_time) if cursor.newest_time else None
+        return _iso(cursor.newest_time - INDEXING_LAG) if cursor.newest_time else None
 
     def commit(self, cursor: Cursor, key: str, top: str | None, newest: datetime | None) -> Cursor:
         return cursor.advanced(newest_time=_time(top) if top else cursor.newest_time)
@@ -199,8 +205,8 @@ class BlueskySource(PagedSource):
         )
         body = body if isinstance(body, dict) else {}
         posts = [post for post in body.get("posts") or () if isinstance(post, dict)]
-        indexed = [_time(post["indexedAt"]) for post in posts if post.get("indexedAt")]
-        newest = _iso(max(indexed)) if indexed else None
+        times = list(filter(None, map(_sort_at, posts)))
+        newest = _iso(max(times)) if times else None
         return Page(posts, body.get("cursor") if posts else None, newest)
 
     def to_posts(
@@ -265,6 +271,17 @@ def post_view_to_post(view: dict[str, Any], hashtag: str, collected_at: datetime
 def _time(value: str) -> datetime:
     time = datetime.fromisoformat(value)
     return time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC)
+
+
+def _sort_at(view: dict[str, Any]) -> datetime | None:
+    """What `since` compares: the earlier of the post's createdAt and indexedAt (its sortAt)."""
+    times = []
+    for value in ((view.get("record") or {}).get("createdAt"), view.get("indexedAt")):
+        try:
+            times.append(_time(value))
+        except (TypeError, ValueError):  # absent or not a time: the other one decides
+            pass
+    return min(times, default=None)
 
 
 def _iso(time: datetime) -> str:
