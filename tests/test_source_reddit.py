@@ -235,3 +235,10 @@ def test_reddit_settings():
         parse({"search": "false"})
     with pytest.raises(ConfigError, match="not a subreddit name"):
         parse({"subreddits": "data engineering"})
+
+
+def test_reddit_wants_a_user_agent_that_names_its_user(reddit_env):
+    for agent in (RedditSettings().user_agent, "python-requests/2.32", "bot (by someone)"):
+        with pytest.raises(ConfigError, match=r"\[reddit\] user_agent = .*your Reddit username"):
+            RedditSettings(user_agent=agent).check()
+    RedditSettings(user_agent="python:pulse-at-acme:v1.2 (by /u/acme_data)").check()

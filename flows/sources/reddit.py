@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from flows.config import ConfigError
 from flows.sources.http import (
     HttpClient,
     MultiStreamSource,
@@ -31,6 +32,8 @@ from flows.sources.http import (
     Walk,
     secret_from_env,
 )
+
+PLACEHOLDER_USER = "your-reddit-username"  # the example's; `check` refuses it
 
 HOW_TO_GET = (
     "Register a 'script' app at https://www.reddit.com/prefs/apps while logged in (Reddit may "
@@ -69,7 +72,7 @@ class RedditSettings:
     search: bool = True
     client_id_env: str = "REDDIT_CLIENT_ID"
     client_secret_env: str = "REDDIT_CLIENT_SECRET"
-    user_agent: str = "python:hashtag-pulse:v1.0 (by /u/hashtag-pulse-user)"
+    user_agent: str = f"python:hashtag-pulse:v1.0 (by /u/{PLACEHOLDER_USER})"
     base_url: str = "https://oauth.reddit.com"
     token_url: str = "https://www.reddit.com/api/v1/access_token"
     page_size: int = 100
@@ -97,8 +100,15 @@ class RedditSettings:
         )
 
     def check(self) -> None:
-        """Fail before any work when a secret is missing."""
+        """Fail before any work when a secret is missing or the User-Agent is not the user's."""
         self.credentials()
+        user = re.search(r"\(by /?u/([\w-]+)\)", self.user_agent)
+        if not user or user.group(1) == PLACEHOLDER_USER:
+            raise ConfigError(
+                f"[reddit] user_agent = {self.user_agent}: Reddit wants a User-Agent of its own "
+                "from every client, naming its author's account, and throttles or bans generic "
+                "and false ones: write python:<app name>:<version> (by /u/<your Reddit username>)"
+            )
 
 
 class RedditToken(httpx.Auth):
