@@ -69,11 +69,12 @@ resource "google_compute_instance" "pulse" {
 
   # The startup script uses the roles on its first boot.
   depends_on = [
-    google_storage_bucket_iam_member.lake_object_admin,
+    google_storage_bucket_iam_member.lake_object_user,
     google_bigquery_dataset_iam_member.warehouse_data_editor,
     google_project_iam_member.job_user,
     google_secret_manager_secret_iam_member.prefect_auth_accessor,
     google_secret_manager_secret_iam_member.prefect_auth_version_adder,
+    google_secret_manager_secret_iam_member.source_secret_accessor,
   ]
 }
 
@@ -84,6 +85,8 @@ locals {
     repo_ref    = var.repo_ref
     auth_secret = google_secret_manager_secret.prefect_auth.secret_id
     gpu         = local.has_gpu ? "1" : "0"
+    # NAME=secret-id pairs, space-separated (the variable's validation keeps both plain words)
+    source_secrets = join(" ", [for name, id in var.source_secrets : "${name}=${id}"])
     # the part of `terraform output -json` that write_config.py reads
     terraform_outputs = jsonencode({ configuration = { value = local.configuration } })
   }

@@ -11,9 +11,10 @@ locals {
   pulse_member = "serviceAccount:${google_service_account.pulse.email}"
 }
 
-resource "google_storage_bucket_iam_member" "lake_object_admin" {
+# objectUser: create, read, list, overwrite and delete objects, and no IAM on them (objectAdmin's)
+resource "google_storage_bucket_iam_member" "lake_object_user" {
   bucket = google_storage_bucket.lake.name
-  role   = "roles/storage.objectAdmin"
+  role   = "roles/storage.objectUser"
   member = local.pulse_member
 }
 
@@ -56,5 +57,16 @@ resource "google_secret_manager_secret_iam_member" "prefect_auth_accessor" {
 resource "google_secret_manager_secret_iam_member" "prefect_auth_version_adder" {
   secret_id = google_secret_manager_secret.prefect_auth.id
   role      = "roles/secretmanager.secretVersionAdder"
+  member    = local.pulse_member
+}
+
+# The sources' secrets, which the user creates (their values never pass through Terraform): the
+# VM's account may read these and no other.
+resource "google_secret_manager_secret_iam_member" "source_secret_accessor" {
+  for_each = var.source_secrets
+
+  project   = var.project_id
+  secret_id = each.value
+  role      = "roles/secretmanager.secretAccessor"
   member    = local.pulse_member
 }

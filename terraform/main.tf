@@ -9,7 +9,10 @@ provider "google" {
 locals {
   # One place for what configuration.conf needs: the `configuration` output and the VM's startup
   # script both read it, so a laptop and the VM get the same file from terraform/write_config.py.
-  configuration = {
+  deployment = {
+    twitter_config = {
+      hashtag = var.hashtag
+    }
     gcp_config = {
       project_id       = var.project_id
       data_lake_bucket = google_storage_bucket.lake.name
@@ -18,6 +21,7 @@ locals {
       bq_location      = google_bigquery_dataset.warehouse.location
     }
     pipeline = {
+      sources   = join(", ", var.sources)
       lake      = "gs://${google_storage_bucket.lake.name}/${var.lake_prefix}"
       warehouse = "bigquery://${var.project_id}/${google_bigquery_dataset.warehouse.dataset_id}"
     }
@@ -25,6 +29,11 @@ locals {
       gcp_credentials       = "${var.name}-gcp-credentials"
       gcs_bucket_block_name = "${var.name}-lake"
     }
+  }
+  # extra_configuration's sections and keys, with the deployment's over them
+  configuration = {
+    for section in distinct(concat(keys(var.extra_configuration), keys(local.deployment))) :
+    section => merge(lookup(var.extra_configuration, section, {}), lookup(local.deployment, section, {}))
   }
 
   # A family that comes with its GPUs (a2, a3, g2, g4) needs the same maintenance policy as an

@@ -15,7 +15,7 @@ output "bucket_name" {
 
 output "lake_url" {
   description = "The lake, as [pipeline] lake takes it."
-  value       = local.configuration.pipeline.lake
+  value       = local.deployment.pipeline.lake
 }
 
 output "dataset_id" {
@@ -25,7 +25,7 @@ output "dataset_id" {
 
 output "warehouse_url" {
   description = "The warehouse, as [pipeline] warehouse takes it."
-  value       = local.configuration.pipeline.warehouse
+  value       = local.deployment.pipeline.warehouse
 }
 
 output "service_account_email" {

@@ -14,12 +14,16 @@ REPO_URL='${repo_url}'
 REPO_REF='${repo_ref}'
 AUTH_SECRET='${auth_secret}'
 GPU='${gpu}'
+# NAME=secret-id pairs, space-separated: the sources' secrets in Secret Manager
+SOURCE_SECRETS='${source_secrets}'
 
 APP_USER=pulse
 APP_HOME=/opt/hashtag-pulse
 APP_DIR=$APP_HOME/app
 VENV=$APP_HOME/venv
 ETC=/etc/hashtag-pulse
+# prefect.yaml's hash when it was last deployed, in the Prefect home (~/.prefect) beside the database
+DEPLOYED=$APP_HOME/.prefect/deployed-prefect-yaml
 PREFECT_PORT=4200
 # the work pool that prefect.yaml's deployments use
 WORK_POOL=pulse
@@ -32,7 +36,8 @@ as_app() {
 }
 
 install_packages() {
-  if ! command -v git >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then
+  # python3 -m venv runs without python3-venv too (Debian keeps ensurepip there): ask dpkg
+  if ! command -v git >/dev/null || ! dpkg -s python3-venv >/dev/null 2>&1; then
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q git python3-venv
   fi
@@ -60,7 +65,9 @@ install_project() {
   local stamp
   stamp=$(cat "$APP_DIR"/requirements*.txt | sha256sum | cut -d' ' -f1)-$GPU
   if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$stamp" ]; then
-    as_app python3 -m venv "$VENV"
+    # --clear: pip keeps an installed torch 2.13.0+cpu for the pin torch==2.13.0, so a VM that
+    # gained a GPU would keep the CPU build
+    as_app python3 -m venv --clear "$VENV"
     as_app "$VENV/bin/pip" install --quiet --upgrade pip
     if [ "$GPU" = 0 ]; then
       # The CPU build of the torch that requirements.txt pins: PyPI's Linux wheel brings ~3 GB of
@@ -109,6 +116,26 @@ write_prefect_auth() {
   export PREFECT_API_AUTH_STRING=$auth
 }
 
+# The sources' secrets, read from Secret Manager at every boot (a new version takes effect at the
+# next one) into the environment file that systemd passes to the worker; root only.
+write_source_secrets() {
+  local pair name id value
+  (
+    umask 077
+    : >"$ETC/sources.env.new"
+    for pair in $SOURCE_SECRETS; do
+      IFS='=' read -r name id <<<"$pair"
+      value=$(gcloud secrets versions access latest --secret "$id" --project "$PROJECT_ID")
+      if [[ $value == *$'\n'* ]]; then
+        echo "secret $id holds several lines: store the value of $name alone" >&2
+        exit 1
+      fi
+      printf '%s=%s\n' "$name" "$value" >>"$ETC/sources.env.new"
+    done
+    mv "$ETC/sources.env.new" "$ETC/sources.env"
+  )
+}
+
 write_units() {
   cat >/etc/systemd/system/prefect-server.service <<UNIT
 [Unit]
@@ -143,6 +170,7 @@ After=prefect-server.service
 User=$APP_USER
 WorkingDirectory=$APP_DIR
 EnvironmentFile=$ETC/prefect.env
+EnvironmentFile=$ETC/sources.env
 Environment=PREFECT_API_URL=$PREFECT_API_URL
 ExecStart=$VENV/bin/prefect worker start --pool $WORK_POOL --type process
 Restart=always
@@ -180,7 +208,15 @@ deploy() {
   as_app "$VENV/bin/python" blocks/make_gcp_blocks.py
   # --overwrite: the worker may have created the pool a moment earlier
   as_app "$VENV/bin/prefect" work-pool create "$WORK_POOL" --type process --overwrite
-  as_app "$VENV/bin/prefect" --no-prompt deploy --all
+  # prefect deploy replaces the deployments' schedules, which would undo a pause made in the UI at
+  # every boot: deploy when prefect.yaml changed, or when the Prefect database (beside the stamp,
+  # in PREFECT_HOME) is new
+  local stamp
+  stamp=$(sha256sum "$APP_DIR/prefect.yaml" | cut -d' ' -f1)
+  if [ "$(cat "$DEPLOYED" 2>/dev/null)" != "$stamp" ]; then
+    as_app "$VENV/bin/prefect" --no-prompt deploy --all
+    echo "$stamp" >"$DEPLOYED"
+  fi
 }
 
 main() {
@@ -191,6 +227,7 @@ main() {
   install_project
   write_configuration
   write_prefect_auth
+  write_source_secrets
   write_units
   wait_for_server
   deploy

@@ -166,8 +166,8 @@ variable "repo_url" {
   type        = string
 
   validation {
-    condition     = can(regex("^https://[A-Za-z0-9._~:/@%+-]+$", var.repo_url))
-    error_message = "repo_url: an https:// URL without spaces or quotes."
+    condition     = can(regex("^https://[A-Za-z0-9._~:/%+-]+$", var.repo_url))
+    error_message = "repo_url: an https:// URL without spaces, quotes or credentials (a user:token@ would sit in the instance metadata and Terraform's state)."
   }
 }
 
@@ -180,6 +180,49 @@ variable "repo_ref" {
     condition     = can(regex("^[A-Za-z0-9._/-]+$", var.repo_ref))
     error_message = "repo_ref: a branch, tag or commit (letters, digits, dots, slashes, hyphens, underscores)."
   }
+}
+
+variable "hashtag" {
+  description = "The hashtag the VM follows, without '#' ([twitter_config] hashtag)."
+  type        = string
+  default     = "dataengineering"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]{1,100}$", var.hashtag))
+    error_message = "hashtag: letters, digits and underscores, without '#'."
+  }
+}
+
+variable "sources" {
+  description = "Sources the VM collects ([pipeline] sources). sample generates demo posts; the live ones need their secrets in source_secrets (docs/sources.md says which)."
+  type        = list(string)
+  default     = ["sample"]
+
+  validation {
+    condition = length(var.sources) > 0 && alltrue([
+      for source in var.sources : contains(["sample", "file", "x", "mastodon", "bluesky", "reddit", "snscrape"], source)
+    ])
+    error_message = "sources: one or more of sample, file, x, mastodon, bluesky, reddit, snscrape."
+  }
+}
+
+variable "source_secrets" {
+  description = "The sources' secrets: environment variable => id of a Secret Manager secret in the project that holds its value, e.g. { X_BEARER_TOKEN = \"x-bearer-token\" }. Create the secrets first; the VM's account may read these alone, and their values never enter Terraform's state."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for name, id in var.source_secrets : can(regex("^[A-Z][A-Z0-9_]*$", name)) && can(regex("^[A-Za-z0-9_-]{1,255}$", id))
+    ])
+    error_message = "source_secrets: NAME = \"secret-id\" pairs, NAME an upper-case environment variable (X_BEARER_TOKEN), secret-id a Secret Manager id (letters, digits, - and _)."
+  }
+}
+
+variable "extra_configuration" {
+  description = "More configuration.conf keys for the VM by section, e.g. { mastodon = { instances = \"https://fosstodon.org\" } }; the keys this module sets win. Never a secret: source_secrets carries those."
+  type        = map(map(string))
+  default     = {}
 }
 
 variable "force_destroy" {

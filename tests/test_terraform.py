@@ -152,6 +152,46 @@ def test_terraform_startup_script_renders_and_passes_shellcheck(hcl, tmp_path):
     assert done.returncode == 0, done.stdout
 
 
+def test_terraform_startup_script_reads_the_sources_secrets_into_the_workers_environment(
+    hcl, tmp_path
+):
+    script = render_startup_script(hcl, tmp_path)
+    assert "EnvironmentFile=$ETC/sources.env" in script
+    functions = tmp_path / "functions.sh"
+    functions.write_text(script.removesuffix('main "$@"\n'))  # its functions, without running
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # gcloud as Secret Manager answers: the latest version's value, as stored
+    fake_gcloud = bin_dir / "gcloud"
+    fake_gcloud.write_text(
+        '#!/bin/sh\n[ "$1 $2 $3 $4" = "secrets versions access latest" ] || exit 2\n'
+        'cat "$SECRETS/$6"\n'
+    )
+    fake_gcloud.chmod(0o755)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "x-bearer-token").write_text("AAAA%2Fb=c\n")  # stored with a newline by `echo`
+    (secrets / "bsky-app").write_text("abcd-efgh-ijkl-mnop")
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SECRETS": str(secrets)}
+
+    def run() -> subprocess.CompletedProcess:
+        command = f'source "{functions}"; ETC="{etc}"; write_source_secrets'
+        return subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True)
+
+    done = run()
+    assert done.returncode == 0, done.stderr
+    written = etc / "sources.env"
+    assert written.read_text() == "X_BEARER_TOKEN=AAAA%2Fb=c\nBLUESKY_APP_PASSWORD=abcd-efgh-ijkl-mnop\n"
+    assert written.stat().st_mode & 0o777 == 0o600
+    # a value over several lines would break the environment file: refused, the last file kept
+    (secrets / "bsky-app").write_text("line one\nline two\n")
+    done = run()
+    assert done.returncode != 0 and "bsky-app holds several lines" in done.stderr
+    assert "abcd-efgh-ijkl-mnop" in written.read_text()
+
+
 def render_startup_script(hcl: dict[str, Any], tmp_path: Path) -> str:
     """startup.sh rendered by Terraform's templatefile with sample values for the module's keys."""
     keys = set(hcl["locals"]["startup_script_vars"])
@@ -162,6 +202,7 @@ def render_startup_script(hcl: dict[str, Any], tmp_path: Path) -> str:
         "repo_ref": '"main"',
         "auth_secret": '"hashtag-pulse-prefect-auth"',
         "gpu": '"0"',
+        "source_secrets": '"X_BEARER_TOKEN=x-bearer-token BLUESKY_APP_PASSWORD=bsky-app"',
         # HCL's object syntax accepts JSON's
         "terraform_outputs": "jsonencode(%s)"
         % json.dumps({"configuration": {"value": configuration}}),
@@ -248,6 +289,12 @@ def test_terraform_gpu_vm_terminates_on_host_maintenance(
         ("boot_disk_size_gb", "10"),
         ("dataset_id", "has-hyphen"),
         ("repo_url", "http://example.invalid/p.git"),
+        ("repo_url", "https://me:ghp_token@github.com/me/p.git"),
+        ("hashtag", "#rust"),
+        ("sources", "[]"),
+        ("sources", '["sample", "twitter"]'),
+        ("source_secrets", '{ x_bearer_token = "x" }'),
+        ("source_secrets", '{ X_BEARER_TOKEN = "projects/p/secrets/x" }'),
     ],
 )
 def test_terraform_variable_validation_rejects(tmp_path, variable, value):
@@ -302,7 +349,7 @@ def test_terraform_least_privilege_service_account_without_key(hcl):
     }
     member = "${local.pulse_member}"
     assert grants == {
-        ("google_storage_bucket_iam_member", "roles/storage.objectAdmin", member),
+        ("google_storage_bucket_iam_member", "roles/storage.objectUser", member),
         ("google_bigquery_dataset_iam_member", "roles/bigquery.dataEditor", member),
         ("google_project_iam_member", "roles/bigquery.jobUser", member),
         ("google_secret_manager_secret_iam_member", "roles/secretmanager.secretAccessor", member),
@@ -313,6 +360,9 @@ def test_terraform_least_privilege_service_account_without_key(hcl):
         ),
     }
     assert hcl["locals"]["pulse_member"] == "serviceAccount:${google_service_account.pulse.email}"
+    # the sources' secrets: read access to those named, one grant each, and no other
+    sources = hcl["resource"][("google_secret_manager_secret_iam_member", "source_secret_accessor")]
+    assert (sources["for_each"], sources["secret_id"]) == ("${var.source_secrets}", "${each.value}")
     text = "".join(p.read_text() for p in TF.glob("*.tf"))
     for forbidden in ("roles/editor", "roles/owner", "allUsers", "allAuthenticatedUsers"):
         assert forbidden not in text
@@ -370,9 +420,32 @@ def test_terraform_enables_the_apis_it_uses(hcl):
 def test_terraform_outputs_json_matches_the_module(hcl):
     outputs = json.loads(OUTPUTS_JSON.read_text())
     assert set(outputs) == set(hcl["output"])
-    configuration = hcl["locals"]["configuration"]
+    deployment = hcl["locals"]["deployment"]
     assert {s: set(keys) for s, keys in outputs["configuration"]["value"].items()} == {
-        s: set(keys) for s, keys in configuration.items()
+        s: set(keys) for s, keys in deployment.items()
+    }
+
+
+def test_terraform_configuration_takes_extra_keys_under_the_deployments(hcl, tmp_path):
+    # the module's `configuration` expression over a deployment of sample values
+    deployment = {"pipeline": {"sources": "x", "lake": "gs://b/lake"}, "twitter_config": {"hashtag": "a"}}
+    extra = '{ pipeline = { sources = "sample", limit_note = "1" }, mastodon = { instances = "m" } }'
+    shutil.copy(TF / "variables.tf", tmp_path / "variables.tf")
+    (tmp_path / "main.tf").write_text(
+        f"locals {{\n  deployment = {json.dumps(deployment)}\n"
+        f"  configuration = {unwrap(hcl['locals']['configuration'])}\n}}\n"
+        'output "configuration" {\n  value = local.configuration\n}\n'
+    )
+    args = [arg for k, v in {**PLAN_VARS, "extra_configuration": extra}.items()
+            for arg in ("-var", f"{k}={v}")]
+    code, _, err = terraform(tmp_path, "apply", "-auto-approve", "-input=false", *args)
+    assert code == 0, err
+    code, out, err = terraform(tmp_path, "output", "-json", "configuration")
+    assert code == 0, err
+    assert json.loads(out) == {
+        "pipeline": {"sources": "x", "lake": "gs://b/lake", "limit_note": "1"},  # the module's win
+        "twitter_config": {"hashtag": "a"},
+        "mastodon": {"instances": "m"},
     }
 
 
@@ -394,7 +467,8 @@ def test_terraform_write_config_from_outputs(tmp_path):
 def test_terraform_write_config_keeps_a_users_other_keys(tmp_path):
     target = tmp_path / "configuration.conf"
     target.write_text(
-        "[twitter_config]\nhashtag = duckdb\n\n[gcp_config]\n# mine\nproject_id = old-project\n\n"
+        "[twitter_config]\nhashtag = duckdb\nlimit = 500\n\n"
+        "[gcp_config]\n# mine\nproject_id = old-project\n\n"
     )
     done = subprocess.run(
         [sys.executable, str(TF / "write_config.py"), "--outputs", "-", "--output", str(target)],
@@ -405,7 +479,9 @@ def test_terraform_write_config_keeps_a_users_other_keys(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     config = load_config(target)
-    assert config.hashtag == "duckdb"
+    assert config.limit == 500
+    assert config.hashtag == "dataengineering"  # the deployment's: the VM follows it
+    assert config.pipeline.sources == ("sample", "mastodon")
     assert config.gcp.project_id == "pulse-demo-123456"
     assert config.gcp.bq_dataset == "hashtag_pulse"  # added to the existing section
     assert "# mine" in target.read_text()
