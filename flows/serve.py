@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 from prefect import serve as prefect_serve
 from prefect.client.schemas.actions import DeploymentScheduleCreate
+from prefect.client.schemas.objects import ConcurrencyLimitConfig
 from prefect.client.schemas.schedules import construct_schedule
 from prefect.deployments.runner import RunnerDeployment
 from prefect.flows import load_flow_from_entrypoint
@@ -35,9 +36,7 @@ def load_deployments(prefect_file: Path, config_path: str | None = None) -> list
         prefect_file: a `prefect.yaml`; entrypoints are relative to the current directory.
         config_path: when given, replaces every deployment's ``config_path`` parameter.
     """
-    spec = apply_values(
-        yaml.safe_load(prefect_file.read_text()), dict(os.environ), remove_notset=False
-    )
+    spec = _read(prefect_file)
     deployments = []
     for entry in spec["deployments"]:
         parameters = dict(entry.get("parameters") or {})
@@ -50,6 +49,7 @@ def load_deployments(prefect_file: Path, config_path: str | None = None) -> list
                 description=entry.get("description"),
                 parameters=parameters,
                 schedules=[_schedule(schedule) for schedule in entry.get("schedules") or []],
+                concurrency_limit=_concurrency(entry.get("concurrency_limit")),
                 tags=entry.get("tags"),
             )
         )
@@ -57,12 +57,36 @@ def load_deployments(prefect_file: Path, config_path: str | None = None) -> list
 
 
 def job_environment(prefect_file: Path) -> dict[str, str]:
-    """The ``env`` that prefect.yaml gives the worker's flow runs: `serve` gives it to its own."""
-    spec = yaml.safe_load(prefect_file.read_text())
+    """The ``env`` that prefect.yaml gives the worker's flow runs: `serve` gives it to its own.
+
+    Raises:
+        ValueError: a value is still a placeholder (an unset ``{{ $VAR }}``, or a block reference,
+            which only `prefect deploy` resolves, into the deployment in plain text).
+    """
     env: dict[str, str] = {}
-    for entry in spec["deployments"]:
+    for entry in _read(prefect_file)["deployments"]:
         env.update((entry.get("work_pool") or {}).get("job_variables", {}).get("env") or {})
+    for key, value in env.items():
+        if "{{" in str(value):
+            raise ValueError(
+                f"{prefect_file}: the work pool's env {key} = {value!r} is a placeholder that "
+                f"serve cannot fill: export {key} before `python -m flows serve` instead (a "
+                "secret never belongs in prefect.yaml: docs/prefect.md)"
+            )
     return env
+
+
+def _read(prefect_file: Path) -> dict[str, Any]:
+    """prefect.yaml, its ``{{ $VAR }}`` placeholders filled from the environment."""
+    spec = yaml.safe_load(prefect_file.read_text())
+    return apply_values(spec, dict(os.environ), remove_notset=False)
+
+
+def _concurrency(entry: dict[str, Any] | None) -> ConcurrencyLimitConfig | None:
+    """A deployment's `concurrency_limit:` of prefect.yaml, read as `prefect deploy` reads it."""
+    if isinstance(entry, dict):
+        return ConcurrencyLimitConfig(**entry)
+    return entry
 
 
 def serve(prefect_file: Path, config_path: str | None = None) -> None:

@@ -20,6 +20,8 @@ import tenacity
 import yaml
 from servers import prefect_server, running
 
+from flows.serve import job_environment
+
 ROOT = Path(__file__).parent.parent
 AUTH = "pulse:not-a-real-password"
 BASIC = ("pulse", "not-a-real-password")
@@ -165,6 +167,12 @@ def test_prefect_deploy_all_registers_the_three_deployments_with_their_schedules
     assert schedules["web-to-gcs/twitter"][0]["interval"] == 900
     assert schedules["gcs-to-bq/twitter"][0]["cron"] == "5 * * * *"
     assert schedules["hashtag-pulse/twitter"] == []
+    # a scheduled run is cancelled, not queued, while the one before it still runs
+    for name in ("web-to-gcs/twitter", "gcs-to-bq/twitter"):
+        d = deployments[name]
+        assert d["global_concurrency_limit"]["limit"] == 1, d
+        assert d["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
+    assert deployments["hashtag-pulse/twitter"]["global_concurrency_limit"] is None
 
 
 def test_prefect_deployments_run_through_a_worker_and_publish_their_counts(prefect_api, deployed):
@@ -240,6 +248,8 @@ def test_prefect_serve_runs_the_same_deployments_without_a_work_pool(
             for s in d["schedules"]
         )
         assert schedules == ["5 * * * *", "900.0"]
+        limits = [(d["global_concurrency_limit"] or {}).get("limit") for d in deployments]
+        assert sorted(limits, key=str) == [1, 1, None]
         assert all(d["parameters"] == {"config_path": str(deployed["config"])} for d in deployments)
 
         analyze = next(d for d in deployments if d["entrypoint"].endswith(":gcs_to_bq"))
@@ -255,3 +265,19 @@ def test_prefect_serve_runs_the_same_deployments_without_a_work_pool(
     assert (
         "| posts analysed | 0 |" in artifacts(prefect_api, run, key="gcs-to-bq-summary")[0]["data"]
     )
+
+
+def test_serve_refuses_an_env_placeholder_it_cannot_fill(tmp_path, monkeypatch):
+    monkeypatch.delenv("PULSE_TOKEN", raising=False)
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    env = spec["definitions"]["work_pool"]["job_variables"]["env"]
+    for placeholder in ("{{ prefect.blocks.secret.x-bearer-token }}", "{{ $PULSE_TOKEN }}"):
+        env["X_BEARER_TOKEN"] = placeholder
+        for deployment in spec["deployments"]:
+            deployment["work_pool"] = spec["definitions"]["work_pool"]
+        changed = tmp_path / "prefect.yaml"
+        changed.write_text(yaml.safe_dump(spec))
+        with pytest.raises(ValueError, match="X_BEARER_TOKEN = .* export X_BEARER_TOKEN"):
+            job_environment(changed)
+    monkeypatch.setenv("PULSE_TOKEN", "filled")  # a $VAR that is set is filled, as deploy does
+    assert job_environment(changed)["X_BEARER_TOKEN"] == "filled"
