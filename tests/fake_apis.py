@@ -233,10 +233,18 @@ def mastodon_status(
 class FakeMastodon(FakeApi):
     """One instance: `statuses` (any order) served by the hashtag timeline, 40 at most a page."""
 
-    def __init__(self, statuses: list[dict[str, Any]] | None = None, rate_limit: int = 300) -> None:
+    def __init__(
+        self,
+        statuses: list[dict[str, Any]] | None = None,
+        rate_limit: int = 300,
+        remote_needs_login: bool = False,
+    ) -> None:
         super().__init__()
         self.statuses = statuses or []
         self.rate_limit = rate_limit
+        # Mastodon 4.5's timelines_access: hashtag feeds of remote posts for signed-in users only,
+        # so a visitor's request gets 401 unless it asks for local posts alone
+        self.remote_needs_login = remote_needs_login
         self.remaining = rate_limit
         self.reset = datetime.now(UTC) + timedelta(minutes=5)
 
@@ -246,11 +254,15 @@ class FakeMastodon(FakeApi):
             return Reply(404, {"error": "Record not found"})
         tag = request.path.removeprefix(prefix).lower()
         q = request.query
+        local = q.get("local") == "true"
+        if self.remote_needs_login and not local:
+            return Reply(401, {"error": "This API requires an authenticated user"})
         limit = min(int(q.get("limit", 20)), 40)
         chosen = [
             s
             for s in self.statuses
             if tag in (t["name"].lower() for t in s["tags"])
+            and (not local or "@" not in s["account"]["acct"])
             and ("max_id" not in q or int(s["id"]) < int(q["max_id"]))
             and ("since_id" not in q or int(s["id"]) > int(q["since_id"]))
             and ("min_id" not in q or int(s["id"]) > int(q["min_id"]))

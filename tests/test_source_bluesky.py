@@ -91,6 +91,10 @@ def test_bluesky_post_view_maps_to_the_post_schema():
         "links": ["https://example.com/4"],
         "client": None,
     }
+    # createdAt is the client's: a post with an impossible or missing one keeps its indexedAt
+    for created in ("2023-02-29T10:00:00Z", None):
+        odd = post_view_to_post(bluesky_post(4, createdAt=created), "dataengineering", NOW)
+        assert odd["created_at"] == T0 + timedelta(minutes=4)
 
 
 def test_bluesky_logs_in_pages_and_then_collects_only_newer(tmp_path, bsky_env):

@@ -160,14 +160,14 @@ def test_mastodon_kill_after_page_2_resumes_at_page_3(tmp_path, sleeps):
     api = FakeMastodon(statuses(100))
     # the process "dies" on the third page: nothing more comes from this run
     api.fail(
-        Reply(401, {"error": "The access token is invalid"}),
+        Reply(403, {"error": "This action is not allowed"}),
         when=lambda r: r.query.get("max_id") == "21",
     )
     with serving(api):
         cfg = config(tmp_path / "lake", api.url)
         report = collect_source(cfg, "mastodon", "run1")
         assert report.new == 80
-        assert "401" in report.error and "[mastodon] instances" in report.error
+        assert "403" in report.error and "[mastodon] instances" in report.error
         lake = Lake(cfg.lake)
         assert json.loads(lake.read_cursor("mastodon", "dataengineering").resume)["token"] == "21"
 
@@ -205,6 +205,25 @@ def test_mastodon_a_stream_gets_what_the_others_leave_of_the_limit(tmp_path, sle
         assert new == [25, 3, 0]  # two's unfinished walk, one's new posts; two's new posts
         ids = lake_ids(Lake(cfg.lake))
         assert len(ids) == len(set(ids)) == 78
+
+
+def test_mastodon_an_instance_that_shows_visitors_its_own_posts_only(tmp_path, caplog):
+    local = statuses(5)  # written on the instance
+    remote = [
+        mastodon_status(100 + n, "elsewhere.example", n, host="social.example") for n in range(3)
+    ]
+    api = FakeMastodon(local + remote, remote_needs_login=True)
+    with serving(api):
+        cfg = config(tmp_path / "lake", api.url)
+        report = collect_source(cfg, "mastodon", "run1")
+        assert (report.error, report.new) == (None, 5)
+        assert "shows visitors only its own posts" in caplog.text
+        asked = [q.get("local") for q in page_requests(api)]
+        assert asked[0] is None and set(asked[1:]) == {"true"}  # one 401, then its own posts
+        api.statuses += statuses(2, first_id=200, start=10)
+        assert collect_source(cfg, "mastodon", "run2").new == 2
+    ids = lake_ids(Lake(cfg.lake))
+    assert len(ids) == len(set(ids)) == 7 and not any("elsewhere" in i for i in ids)
 
 
 def test_mastodon_waits_for_the_announced_reset_on_429(tmp_path):

@@ -251,7 +251,7 @@ def post_view_to_post(view: dict[str, Any], hashtag: str, collected_at: datetime
         "url": f"https://bsky.app/profile/{author['handle']}/post/{uri.rsplit('/', 1)[-1]}",
         "author_handle": author["handle"],
         "author_name": author.get("displayName") or None,
-        "created_at": _time(record.get("createdAt") or view["indexedAt"]),
+        "created_at": _created_at(record.get("createdAt"), view["indexedAt"]),
         "collected_at": collected_at,
         "text": text,
         "lang": langs[0] if langs else None,
@@ -271,6 +271,15 @@ def post_view_to_post(view: dict[str, Any], hashtag: str, collected_at: datetime
 def _time(value: str) -> datetime:
     time = datetime.fromisoformat(value)
     return time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC)
+
+
+def _created_at(created: str | None, indexed: str) -> datetime:
+    """The post's createdAt, which its client sets: its indexedAt where that is absent or not a
+    time (a post is not dropped for a bad date)."""
+    try:
+        return _time(created)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return _time(indexed)
 
 
 def _sort_at(view: dict[str, Any]) -> datetime | None:

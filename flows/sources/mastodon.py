@@ -14,6 +14,7 @@ from several instances de-duplicate in the lake, and a post is counted once.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from html.parser import HTMLParser
@@ -22,11 +23,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from flows.sources.http import HttpClient, MultiStreamSource, Page, Record, Walk
+from flows.sources.http import HttpClient, MultiStreamSource, Page, Record, Unauthorized, Walk
+
+log = logging.getLogger(__name__)
 
 HOW_TO_FIX = {
-    401: "This instance does not show its hashtag timelines to visitors without an account: "
-    "remove it from [mastodon] instances or pick another instance.",
+    401: "This instance does not show its hashtag timelines, even of its own posts, to visitors "
+    "without an account: remove it from [mastodon] instances or pick another instance.",
     403: "This instance refuses this client: remove it from [mastodon] instances.",
     404: "No Mastodon API at this address: check the instance's URL in [mastodon] instances "
     "(https://host, without a path).",
@@ -83,15 +86,27 @@ class MastodonSource(MultiStreamSource):
         self.client = HttpClient(
             self.name, fixes=HOW_TO_FIX, max_wait=settings.max_wait, **client_options
         )
+        self._local_only: set[str] = set()  # instances that show visitors their own posts alone
 
     def streams(self) -> list[str]:
         return list(self.settings.instances)
 
     def page(self, hashtag: str, walk: Walk, size: int) -> Page:
-        statuses, response = self.client.get_json(
-            f"{walk.key}/api/v1/timelines/tag/{hashtag}",
-            {"limit": size, "max_id": walk.token, "since_id": walk.floor},
-        )
+        local = walk.key in self._local_only
+        params = {"limit": size, "max_id": walk.token, "since_id": walk.floor}
+        params["local"] = local or None
+        try:
+            statuses, response = self.client.get_json(
+                f"{walk.key}/api/v1/timelines/tag/{hashtag}", params
+            )
+        except Unauthorized:
+            if local:
+                raise
+            # Mastodon 4.5 lets an instance show visitors the hashtag feeds of its own posts only
+            # (timelines_access), answering 401 to a request that does not ask for those alone
+            log.warning("mastodon: %s shows visitors only its own posts: collecting them", walk.key)
+            self._local_only.add(walk.key)
+            return self.page(hashtag, walk, size)
         if not isinstance(statuses, list):
             statuses = []
         newest = statuses[0].get("id") if statuses and isinstance(statuses[0], dict) else None
