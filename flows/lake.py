@@ -9,8 +9,10 @@ Layout under the lake root (a local folder or ``gs://bucket/prefix``, through fs
                              short one around each read-modify-write of the JSON state above
 
 A post's partition follows from its own ``created_at``, which never changes, so a post can only
-ever be a duplicate of a post in the same partition: de-duplication reads the ids of the
-partitions a batch touches, never the whole lake. The ids are kept as 64-bit hashes (8 bytes per
+ever be a duplicate of a post in the same partition: de-duplication reads the ids of the files the
+manifest lists in the partitions a batch touches, never the whole lake. The manifest is the lake's
+catalogue: a file is in the lake once listed there (a run killed in between leaves a file that no
+reader sees, and its posts are written again by the next run). The ids are kept as 64-bit hashes (8 bytes per
 post) for the rest of the run, so memory stays small as the lake grows.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -173,9 +175,14 @@ class Lake:
     def writer(self, run_id: str) -> LakeWriter:
         return LakeWriter(self, run_id)
 
-    def partition_hashes(self, source: str, day: str) -> np.ndarray:
-        """Sorted hashes of the post ids already stored in one partition."""
-        files = self.fs.glob(self._path(POSTS_DIR, f"source={source}", f"date={day}", "*.parquet"))
+    def partition_hashes(self, source: str, day: str, listed: Iterable[str]) -> np.ndarray:
+        """Sorted hashes of the post ids in one partition's files among `listed` (the manifest's).
+
+        Only listed files count: a file that a killed run wrote but never recorded is not in the
+        lake (analyze never reads it), so its posts must be written again, not skipped.
+        """
+        prefix = f"{POSTS_DIR}/source={source}/date={day}/"
+        files = [self._path(path) for path in listed if path.startswith(prefix)]
         if not files:
             return np.empty(0, dtype=np.uint64)
         ids = [pq.read_table(f, columns=["post_id"], filesystem=self.fs).column(0) for f in files]
@@ -185,15 +192,24 @@ class Lake:
 class LakeWriter:
     """Writes batches of one run, de-duplicating against the lake and earlier batches.
 
-    Files are named ``<run id>-<seq>.parquet``: a retried run that reuses its run id rewrites its
-    own files instead of adding copies.
+    Files are named ``<run id>-<seq>.parquet``; a retried run that reuses its run id goes on from
+    the seq after its recorded files, so it never overwrites the posts its first try landed.
     """
 
     def __init__(self, lake: Lake, run_id: str) -> None:
         self.lake = lake
         self.run_id = run_id
+        self._listed: set[str] | None = None  # the manifest's files when the writer started
         self._seq = 0
         self._seen: dict[tuple[str, int], np.ndarray] = {}  # (source, day number) → sorted hashes
+
+    def _start(self) -> set[str]:
+        if self._listed is None:
+            manifest = self.lake.manifest()
+            self._listed = set(manifest)
+            mine = [_seq(path) for path, entry in manifest.items() if entry["run_id"] == self.run_id]
+            self._seq = max(mine, default=-1) + 1
+        return self._listed
 
     def __enter__(self) -> LakeWriter:
         return self
@@ -207,6 +223,7 @@ class LakeWriter:
         result = WriteResult(received=posts.num_rows)
         if posts.num_rows == 0:
             return result
+        self._start()
         posts = posts.cast(POST_SCHEMA) if not posts.schema.equals(POST_SCHEMA) else posts
         hashes = _hashes(posts.column("post_id"))
         _, first = np.unique(hashes, return_index=True)  # first occurrence of each id
@@ -242,7 +259,7 @@ class LakeWriter:
     def _is_new(self, source: str, day: int, hashes: np.ndarray) -> np.ndarray:
         key = (source, day)
         if key not in self._seen:
-            self._seen[key] = self.lake.partition_hashes(source, _day_str(day))
+            self._seen[key] = self.lake.partition_hashes(source, _day_str(day), self._start())
         seen = self._seen[key]
         if len(seen):
             idx = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
@@ -258,6 +275,11 @@ class LakeWriter:
         pq.write_table(table, sink, compression="zstd")
         self.lake._atomic_write(self.lake._path(relative), sink.getvalue().to_pybytes())
         return relative
+
+
+def _seq(path: str) -> int:
+    """The seq of a ``<run id>-<seq>.parquet`` file."""
+    return int(path.rsplit("-", 1)[1].removesuffix(".parquet"))
 
 
 def _day_str(day: int) -> str:

@@ -25,7 +25,7 @@ def web_to_gcs(config_path: str | None = None) -> list[SourceReport]:
     show_logs_in_ui()
     config = load_config(config_path)
     check_sources(config)
-    run_id = f"run-{flow_run.id}"  # the same across task retries: a retry rewrites its own files
+    run_id = f"run-{flow_run.id}"  # the same across task retries: a retry's files go on after
     reports = [collect_source_task(config, name, run_id) for name in config.pipeline.sources]
     get_run_logger().info(
         "collected %d posts, %d new", sum(r.fetched for r in reports), sum(r.new for r in reports)

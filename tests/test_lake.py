@@ -54,6 +54,33 @@ def test_rerunning_the_same_writes_changes_nothing(tmp_path, posts):
     assert len(lake.manifest()) == 1
 
 
+def test_a_retried_run_keeps_the_posts_its_first_try_landed(tmp_path, posts):
+    # a Prefect task retry reuses the run id and resumes from the cursor: other posts, maybe in
+    # the same partition, which must not overwrite the first try's file
+    lake = Lake(str(tmp_path))
+    with lake.writer("run-1-x") as first_try:
+        first_try.write(posts(range(5), day=1))
+    with lake.writer("run-1-x") as retry:
+        result = retry.write(posts(range(5, 9), day=1))
+    assert result.files == ["posts/source=x/date=2026-11-02/run-1-x-00001.parquet"]
+    ids = pq.read_table(tmp_path / "posts", partitioning=None).column("post_id").to_pylist()
+    assert sorted(ids) == sorted(f"x:{i}" for i in range(9))
+    assert lake.count_posts() == 9
+
+
+def test_a_file_a_killed_run_never_recorded_does_not_hide_its_posts(tmp_path, posts):
+    lake = Lake(str(tmp_path))
+    # killed after writing a partition's file, before the manifest listed it
+    orphan = tmp_path / "posts/source=x/date=2026-11-02/killed-00000.parquet"
+    orphan.parent.mkdir(parents=True)
+    pq.write_table(posts(range(6), day=1), orphan)
+    with lake.writer("rerun") as writer:  # the next run fetches the same posts again
+        result = writer.write(posts(range(6), day=1))
+    assert (result.new, result.duplicates) == (6, 0)  # they were never in the lake
+    assert lake.count_posts() == 6
+    assert lake.pending_files("lite -> duckdb") == result.files  # what analyze loads
+
+
 def test_first_occurrence_wins_within_a_batch(tmp_path):
     lake = Lake(str(tmp_path))
     table = posts_table([make_post(1, like_count=5), make_post(1, like_count=99)])
