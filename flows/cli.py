@@ -181,9 +181,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _dispatch(args, config)
-    except (BackendUnavailable, WarehouseError, LakeBusy, ValueError, FileNotFoundError) as exc:
+    except (BackendUnavailable, WarehouseError, LakeBusy, ValueError, OSError) as exc:
         if args.verbose:
             raise
-        # problems the user can fix: say which, without a traceback
+        # problems the user can fix (a file or folder included): say which, without a traceback
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # what landed stays landed: each batch is written before its cursor moves
+        print(f"{args.command}: interrupted; run it again to go on", file=sys.stderr)
+        return 130

@@ -250,10 +250,19 @@ def load_config(path: str | Path | None = None, *, embedded: bool = False) -> Co
                 f"{file}: no such configuration file. Copy configuration.conf.example to "
                 f"{file} or leave out --config to run on the embedded default."
             )
+        if not file.is_file():
+            raise ConfigError(f"{file}: not a file; name the configuration file itself.")
         parser = _read_ini(file)
         sections = {name: dict(parser[name]) for name in parser.sections()}
         where = str(file)
     known = {**_SECTIONS, **SOURCE_SETTINGS}
+    for name in sections:
+        if name not in known:  # its keys would be ignored: the run would go on without them
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean [{close[0]}]?" if close else ""
+            raise ConfigError(
+                f"[{name}] in {where}: unknown section.{hint} Sections: {', '.join(known)}."
+            )
     applied = _env_overrides(sections, known)
     if applied:
         where += " + environment " + ", ".join(applied)
@@ -300,6 +309,10 @@ def _validate(config: Config, where: str) -> None:
             )
     if len(set(p.sources)) != len(p.sources):
         raise ConfigError(f"[pipeline] sources in {where}: a source is named twice.")
+    if not p.lake.strip():  # it would be the working directory
+        raise ConfigError(
+            f"[pipeline] lake in {where} is empty: name a folder (data/lake) or gs://bucket/prefix."
+        )
     lake_scheme = config.lake.split("://", 1)[0] if "://" in config.lake else "file"
     if lake_scheme not in LAKE_SCHEMES:
         raise ConfigError(

@@ -82,8 +82,9 @@ def lake_lock(
         holder = lock.holder()
         if time.monotonic() >= deadline:
             raise LakeBusy(f"{path} is held by {holder or 'another run'}; waited {wait:g} s")
-        if not announced:
-            log.info("waiting for %s, held by %s", path, holder or "another run")
+        if not announced:  # a warning: a person at a terminal sees why nothing happens
+            who = holder or "another run"
+            log.warning("waiting for %s, held by %s (up to %g s)", path, who, wait)
             announced = True
         time.sleep(poll)
     try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -125,3 +127,40 @@ def test_a_missing_secret_stops_collection_before_any_source_runs(tmp_path):
     assert done.returncode == 2
     assert "X_BEARER_TOKEN" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "lake" / "posts").exists()  # the sample source did not run either
+
+
+def test_files_and_folders_in_the_way_get_a_line_not_a_traceback(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"[pipeline]\nlake = {tmp_path / 'a-file' / 'lake'}\n")
+    done = cli("collect", "--config", str(conf), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "a-file" in done.stderr
+    done = cli("collect", "--config", str(tmp_path), cwd=tmp_path)  # a folder for a file
+    assert done.returncode == 2 and "not a file" in done.stderr and "Traceback" not in done.stderr
+    latin = tmp_path / "latin1.txt"
+    latin.write_bytes("Caf\xe9 pipelines are great\n".encode("latin-1"))
+    done = cli("classify", str(latin), str(tmp_path / "out.csv"), cwd=tmp_path)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "latin1.txt: not UTF-8" in done.stderr and "iconv" in done.stderr
+
+
+def test_ctrl_c_ends_with_one_line_and_the_next_run_goes_on(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PULSE_SAMPLE_POSTS": "600"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "flows", "demo"], cwd=tmp_path, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    # interrupted while the NLP model loads or runs, well after collection started
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "data" / "lake" / "_state").exists():
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "demo: interrupted; run it again to go on" in stderr and "Traceback" not in stderr
+    again = cli("demo", cwd=tmp_path, PULSE_SAMPLE_POSTS="600")
+    assert again.returncode == 0, again.stderr
+    posts, results = warehouse_counts(tmp_path / "data" / "warehouse.duckdb")
+    assert posts == results > 0

@@ -94,6 +94,9 @@ def test_environment_overrides_keys(tmp_path, monkeypatch):
         ("[twitter_config]\nlimit = lots\n", r"\[twitter_config\] limit = 'lots'.*whole number"),
         ("[sample]\nposts = many\n", r"\[sample\] posts = 'many'.*whole number"),
         ("not an ini file", "not a valid INI file"),
+        # a misspelt section: its keys would be ignored, and the lake written elsewhere
+        ("[pipline]\nlake = /tmp/x\n", r"\[pipline\] in .*unknown section\. Did you mean \[pipeline\]"),
+        ("[pipeline]\nlake =\n", r"\[pipeline\] lake in .* is empty"),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(tmp_path, text, expected):

@@ -101,6 +101,13 @@ def classify_file(
                 write(pa.Table.from_arrays(rows.columns + result.columns, schema=out_schema))
                 written += result.num_rows
         temporary.replace(output)
+    except (UnicodeDecodeError, pa.ArrowInvalid) as error:
+        if isinstance(error, pa.ArrowInvalid) and "UTF8" not in str(error):
+            raise
+        raise ValueError(
+            f"{input}: not UTF-8 text ({error}); save it as UTF-8, for example "
+            f"iconv -f latin1 -t utf-8 {input} > {input.stem}.utf8{input.suffix}"
+        ) from error
     finally:
         temporary.unlink(missing_ok=True)
     return written
