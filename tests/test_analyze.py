@@ -1,0 +1,65 @@
+"""`analyse_posts`: what a run stopped half-way keeps, and what the next one does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pytest
+from conftest import make_posts
+
+from flows import analyze
+from flows.schema import NLP_RESULT_SCHEMA
+from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
+
+
+class CountingBackend:
+    """Labels every text neutral; stops the run (as Ctrl+C would) on its `stop_at`-th call."""
+
+    model_id = "counting-1"
+    device = "cpu"
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.stop_at = stop_at
+        self.texts: list[str] = []
+        self.calls = 0
+
+    def classify(self, texts: Sequence[str]) -> pa.Table:
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        self.texts += texts
+        row = {"sentiment": "neutral", "sentiment_score": 0.5, "topic": "news_&_social_concern",
+               "topic_score": 0.5, "topics": [], "entities": [], "model_id": self.model_id}
+        return pa.Table.from_pylist([row] * len(texts), schema=NLP_RESULT_SCHEMA)
+
+
+def test_a_stopped_run_keeps_what_it_classified_and_the_next_does_the_rest(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setitem(analyze.CHUNK_TEXTS, "cpu", 10)
+    monkeypatch.setattr(analyze, "LOAD_EVERY_S", 0.0)  # a load after every chunk
+    posts = make_posts(range(50))
+    with DuckDBWarehouse(tmp_path / "w.duckdb", lock_timeout=5) as warehouse:
+        warehouse.load_posts(posts)
+        with pytest.raises(KeyboardInterrupt):
+            analyze.analyse_posts(posts, CountingBackend(stop_at=4), warehouse)
+        assert warehouse.counts()["post_nlp"] == 30  # three chunks of ten, loaded
+        rest = CountingBackend()
+        assert analyze.analyse_posts(posts, rest, warehouse).num_rows == 20
+        assert rest.texts == posts.column("text").to_pylist()[30:]  # only those
+        stored = warehouse.query("SELECT post_id FROM post_nlp ORDER BY post_id")
+        assert sorted(stored.column(0).to_pylist()) == sorted(posts.column("post_id").to_pylist())
+
+
+def test_results_wait_for_a_whole_load_interval(tmp_path, monkeypatch):
+    monkeypatch.setitem(analyze.CHUNK_TEXTS, "cpu", 10)  # LOAD_EVERY_S stays a minute
+    posts = make_posts(range(50))
+    with DuckDBWarehouse(tmp_path / "w.duckdb", lock_timeout=5) as warehouse:
+        warehouse.load_posts(posts)
+        with pytest.raises(KeyboardInterrupt):
+            analyze.analyse_posts(posts, CountingBackend(stop_at=4), warehouse)
+        assert warehouse.counts()["post_nlp"] == 0  # one load at the end: none yet
+        results = analyze.analyse_posts(posts, CountingBackend(), warehouse)
+        assert results.column("post_id").equals(posts.column("post_id"))
+        assert warehouse.counts()["post_nlp"] == 50
