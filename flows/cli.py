@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         default=None,
-        help="INI configuration (default: ./configuration.conf if present, else the embedded default)",
+        help="INI configuration (default: ./configuration.conf if present, else the embedded "
+        "default; demo: the embedded default)",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="log every step")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -45,8 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("input", type=Path, help=".txt (a text per line), .jsonl, .csv or .parquet")
     classify.add_argument("output", type=Path, help=".csv, .jsonl or .parquet")
-    classify.add_argument("--backend", choices=("lite", "tweetnlp"), default=None)
-    classify.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None)
+    classify.add_argument(
+        "--backend", choices=("lite", "tweetnlp"), help="default: [pipeline] nlp_backend"
+    )
+    classify.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), help="default: [pipeline] nlp_device"
+    )
     download = sub.add_parser(
         "download-models",
         parents=[common],
@@ -56,21 +61,27 @@ def _parser() -> argparse.ArgumentParser:
         "--dir", type=Path, default=None, help="a folder to write them to instead of the cache"
     )
     dashboard = sub.add_parser("dashboard", parents=[common], help="the local dashboard over the views")
-    dashboard.add_argument("--port", type=int, default=8501)
-    dashboard.add_argument("--host", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8501, help="default: 8501")
+    dashboard.add_argument(
+        "--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)"
+    )
     dashboard.add_argument("--warehouse", default=None, help="a warehouse URL instead of the configured one")
     serve = sub.add_parser(
         "serve",
         parents=[common],
         help="serve the deployments of prefect.yaml, with their schedules, without a work pool",
     )
-    serve.add_argument("--prefect-file", type=Path, default=Path("prefect.yaml"))
+    serve.add_argument(
+        "--prefect-file", type=Path, default=Path("prefect.yaml"), help="default: prefect.yaml"
+    )
     looker = sub.add_parser(
         "looker-url",
         parents=[common],
         help="print the Looker Studio URL that opens a report over the BigQuery views",
     )
-    looker.add_argument("--report-name", default="Hashtag pulse")
+    looker.add_argument(
+        "--report-name", default="Hashtag pulse", help="the report's name (default: %(default)s)"
+    )
     looker.add_argument(
         "--template", default=None, help="the id of a template report to copy (see docs/looker-studio.md)"
     )

@@ -248,6 +248,14 @@ def test_unsupported_output_type_names_the_choices(tmp_path: Path) -> None:
         classify_file(source, tmp_path / "out.xlsx", EchoBackend(), progress=False)
 
 
+def test_the_output_may_not_replace_the_input(tmp_path: Path) -> None:
+    source = tmp_path / "posts.csv"
+    source.write_text("text\nhello\n")
+    with pytest.raises(ValueError, match=r"posts\.csv: the output would replace the input"):
+        classify_file(source, tmp_path / "." / "posts.csv", EchoBackend(), progress=False)
+    assert source.read_text() == "text\nhello\n"
+
+
 def test_a_failing_backend_leaves_no_output(tmp_path: Path) -> None:
     class Failing(EchoBackend):
         def classify(self, texts: Sequence[str]) -> pa.Table:

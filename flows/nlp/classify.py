@@ -71,6 +71,8 @@ def classify_file(
     input, output = Path(input), Path(output)
     if not input.is_file():
         raise FileNotFoundError(f"{input}: no such file")
+    if output.resolve() == input.resolve():
+        raise ValueError(f"{output}: the output would replace the input; name another file")
     if output.suffix.lower() not in OUTPUT_TYPES:
         raise ValueError(
             f"{output}: cannot write {output.suffix or 'a file without extension'!r}; "
