@@ -11,7 +11,7 @@ import logging
 import sys
 from pathlib import Path
 
-from flows.config import DEFAULT_PATH, Config, ConfigError, load_config
+from flows.config import DEFAULT_PATH, Config, ConfigError, check_warehouse_url, load_config
 
 COMMANDS = (
     "demo", "collect", "analyze", "run", "classify", "dashboard", "serve", "download-models", "looker-url"
@@ -157,6 +157,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from dashboard import run_dashboard
 
         warehouse = args.warehouse or config.warehouse
+        check_warehouse_url(warehouse, f"--warehouse {warehouse}")  # before a server starts
         print(f"Dashboard on http://{args.host}:{args.port} over {warehouse} (Ctrl+C stops it)")
         return run_dashboard(warehouse, port=args.port, host=args.host)
     if args.command == "serve":

@@ -287,6 +287,12 @@ def load_config(path: str | Path | None = None, *, embedded: bool = False) -> Co
     return config
 
 
+def check_warehouse_url(url: str, what: str) -> None:
+    """Raise ConfigError, naming `what`, when `url` is no warehouse URL."""
+    if not re.fullmatch(r"(duckdb:///.+|bigquery://[^/]+/\w+)", url):
+        raise ConfigError(f"{what}: use duckdb:///path/file.duckdb or bigquery://project/dataset.")
+
+
 def _validate(config: Config, where: str) -> None:
     from flows.sources import SOURCE_SETTINGS
 
@@ -318,11 +324,7 @@ def _validate(config: Config, where: str) -> None:
         raise ConfigError(
             f"[pipeline] lake = {config.lake!r} in {where}: use a folder path or gs://bucket/prefix."
         )
-    if not re.fullmatch(r"(duckdb:///.+|bigquery://[^/]+/\w+)", config.warehouse):
-        raise ConfigError(
-            f"[pipeline] warehouse = {config.warehouse!r} in {where}: use duckdb:///path/file.duckdb "
-            "or bigquery://project/dataset."
-        )
+    check_warehouse_url(config.warehouse, f"[pipeline] warehouse = {config.warehouse!r} in {where}")
     if p.nlp_backend not in NLP_BACKENDS:
         raise ConfigError(
             f"[pipeline] nlp_backend = {p.nlp_backend!r} in {where}: choose "

@@ -164,3 +164,13 @@ def test_ctrl_c_ends_with_one_line_and_the_next_run_goes_on(tmp_path):
     assert again.returncode == 0, again.stderr
     posts, results = warehouse_counts(tmp_path / "data" / "warehouse.duckdb")
     assert posts == results > 0
+
+
+def test_a_bad_dashboard_warehouse_is_refused_before_a_server_starts(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "flows", "dashboard", "--warehouse", "postgres://x"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--warehouse postgres://x: use duckdb:///" in done.stderr and "Traceback" not in done.stderr
