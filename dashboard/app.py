@@ -223,7 +223,7 @@ def sentiment_chart(frame: pd.DataFrame, days: pd.DatetimeIndex) -> None:
 
 def topic_charts(frame: pd.DataFrame, days: pd.DatetimeIndex, shown: int) -> None:
     st.subheader("Topic trends")
-    totals = frame.groupby("topic")[["posts", *SENTIMENT_LABELS]].sum()
+    totals = frame.groupby("label")[["posts", *SENTIMENT_LABELS]].sum()
     totals = totals.sort_values("posts", ascending=False).head(shown)
     if totals.empty:
         st.caption("No analysed posts here yet, so no topics.")
@@ -239,35 +239,37 @@ def topic_charts(frame: pd.DataFrame, days: pd.DatetimeIndex, shown: int) -> Non
         == "Weekly"
     )
     top = list(totals.index)
-    frame = fill_days(frame[frame["topic"].isin(top)], days, "topic", top)
+    frame = fill_days(frame[frame["label"].isin(top)], days, "label", top)
     if weekly:
         # A week's posts per day it has in range, so that a partial week does not read as a dip.
         weeks = frame["day"].dt.to_period("W-SUN").dt.start_time
-        frame = frame.assign(day=weeks).groupby(["day", "topic"], as_index=False).sum()
+        frame = frame.assign(day=weeks).groupby(["day", "label"], as_index=False).sum()
         in_range = days.to_period("W-SUN").start_time.value_counts()
         frame[list(SENTIMENT_LABELS)] = frame[list(SENTIMENT_LABELS)].div(
             frame["day"].map(in_range), axis="index"
         )
+    most = "most discussed topic" if len(top) == 1 else f"{len(top)} most discussed topics"
     st.caption(
-        f"Posts per day{', averaged by week' if weekly else ''} on the {len(top)} most discussed "
-        "topics, coloured by sentiment; each chart has its own scale. A post can carry several "
-        "topics."
+        f"Posts per day{', averaged by week' if weekly else ''} on the {most}, coloured by "
+        "sentiment; each chart has its own scale. A post can carry several topics."
     )
     series = frame.melt(
-        ["day", "topic"], list(SENTIMENT_LABELS), var_name="sentiment", value_name="count"
+        ["day", "label"], list(SENTIMENT_LABELS), var_name="sentiment", value_name="count"
     )
     series["rank"] = series["sentiment"].map(SENTIMENT_ORDER.index)
     grid = st.columns(TOPIC_COLUMNS, gap="medium")
-    for i, (topic, row) in enumerate(totals.iterrows()):
+    # an area needs two days to show: fewer, and each day is a bar
+    few_days = frame["day"].nunique() < 3
+    for i, (label, row) in enumerate(totals.iterrows()):
         net = (row["positive"] - row["negative"]) / row["posts"]
         title = alt.Title(
-            topic_name(topic),
+            topic_name(label),
             subtitle=f"{int(row['posts']):,} posts · net sentiment {net:+.2f}",
             anchor="start",
         )
+        chart = alt.Chart(series[series["label"] == label], title=title)
         chart = (
-            alt.Chart(series[series["topic"] == topic], title=title)
-            .mark_area(interpolate="monotone")
+            (chart.mark_bar() if few_days else chart.mark_area(interpolate="monotone"))
             .encode(
                 x=alt.X("day:T", title=None, axis=alt.Axis(format="%d %b", tickCount=4)),
                 y=alt.Y("count:Q", title=None, stack="zero", axis=alt.Axis(tickCount=4)),

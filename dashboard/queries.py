@@ -101,19 +101,20 @@ def sentiment_by_day(filters: Filters) -> Query:
 
 
 def topics_by_day(filters: Filters) -> Query:
-    """Posts per day and topic label, with their counts per sentiment."""
+    """Posts per day and topic label, with their counts per sentiment (a post counts under each
+    label it carries; the topic filter picks posts by their top topic, as everywhere)."""
     where, params = filters.where()
     sql = f"""
         SELECT
-            day, topic,
+            day, label,
             CAST(SUM(posts) AS BIGINT) AS posts,
             CAST(SUM(positive) AS BIGINT) AS positive,
             CAST(SUM(neutral) AS BIGINT) AS neutral,
             CAST(SUM(negative) AS BIGINT) AS negative
         FROM topic_trends
         {where}
-        GROUP BY day, topic
-        ORDER BY day, topic"""
+        GROUP BY day, label
+        ORDER BY day, label"""
     return sql, params
 
 
@@ -137,7 +138,8 @@ def top_entities(filters: Filters, limit: int) -> Query:
 
 
 def top_authors(filters: Filters, limit: int) -> Query:
-    """The authors with the most posts, and the engagement those posts drew."""
+    """The authors with the most posts, and the engagement their own posts drew (a repost's
+    counters are the reposted post's)."""
     where, params = filters.where()
     sql = f"""
         SELECT

@@ -258,6 +258,14 @@ def test_every_panel_query_runs_and_respects_the_filters(tmp_path):
         total = sum(row["posts"] for row in sql(url, *build(everything)))
         only = sum(row["posts"] for row in sql(url, *build(bluesky)))
         assert 0 < only < total
+    # the topic filter means the same to the headline and to the topic trends: the posts whose
+    # top topic it is (each carries it as a label too, and maybe others)
+    gaming = queries.Filters(topics=("gaming",))
+    trends = sql(url, *queries.topics_by_day(gaming))
+    labels = {row["label"] for row in trends}
+    in_trends = sum(row["posts"] for row in trends if row["label"] == "gaming")
+    assert in_trends == sql(url, *queries.headline(gaming))[0]["analysed"] > 0
+    assert labels <= {"gaming", "learning_&_educational"}
     posts = sql(url, *queries.top_posts(bluesky, 5))
     assert len(posts) == 5 and all(row["url"].startswith("https://bluesky.") for row in posts)
     engagement = [row["engagement"] for row in posts]
@@ -288,8 +296,8 @@ def test_dashboard_shows_what_the_warehouse_holds(tmp_path):
     )
     (top_topic,) = sql(
         url,
-        "SELECT topic, SUM(posts) AS posts, (SUM(positive) - SUM(negative)) / SUM(posts) AS net"
-        " FROM topic_trends GROUP BY topic ORDER BY posts DESC LIMIT 1",
+        "SELECT label, SUM(posts) AS posts, (SUM(positive) - SUM(negative)) / SUM(posts) AS net"
+        " FROM topic_trends GROUP BY label ORDER BY posts DESC LIMIT 1",
     )
     (top_author,) = sql(
         url,
@@ -323,7 +331,7 @@ def test_dashboard_shows_what_the_warehouse_holds(tmp_path):
         charts = page.locator('[data-testid="stVegaLiteChart"]')
         tables = page.locator('[data-testid="stDataFrame"]')
         assert charts.count() == 1 + len(TOPICS) + 1 and tables.count() == 2
-        assert top_topic["topic"] == "science_&_technology"
+        assert top_topic["label"] == "science_&_technology"
         assert (
             charts.nth(1)
             .inner_text()

@@ -265,6 +265,7 @@ EXPECTED_COLUMNS = {
         "source",
         "hashtag",
         "topic",
+        "label",
         "posts",
         "positive",
         "neutral",
@@ -397,22 +398,33 @@ def test_daily_sentiment(loaded: DuckDBWarehouse) -> None:
 
 
 def test_topic_trends_unnests_the_labels(loaded: DuckDBWarehouse) -> None:
+    counts = "posts, positive, neutral, negative, net_sentiment"
     got = {
-        (r["day"].day, r["topic"]): (
-            r["posts"],
-            r["positive"],
-            r["neutral"],
-            r["negative"],
-            r["net_sentiment"],
-        )
+        (r["day"].day, r["topic"], r["label"]): tuple(r[c] for c in counts.split(", "))
         for r in rows(loaded, "SELECT * FROM topic_trends")
     }
+    # `topic` is the post's top topic, as in every view; `label` each label it carries
     assert got == {
-        (20, SCIENCE): (2, 0, 0, 2, -1.0),  # mastodon:1 (its newest result) and mastodon:5
-        (20, NEWS): (2, 1, 0, 1, 0.0),  # mastodon:5's label and mastodon:2's top topic
-        (21, SCIENCE): (1, 0, 1, 0, 0.0),
-        (21, GAMING): (1, 0, 1, 0, 0.0),
+        (20, SCIENCE, SCIENCE): (2, 0, 0, 2, -1.0),  # mastodon:1 (newest result), mastodon:5
+        (20, SCIENCE, NEWS): (1, 0, 0, 1, -1.0),  # mastodon:5's second label
+        (20, NEWS, NEWS): (1, 1, 0, 0, 1.0),  # mastodon:2: no label, its top topic
+        (21, SCIENCE, SCIENCE): (1, 0, 1, 0, 0.0),
+        (21, SCIENCE, GAMING): (1, 0, 1, 0, 0.0),
     }
+    # filtered by top topic, the labels of those posts only, as the headline counts them
+    (news,) = rows(loaded, "SELECT SUM(posts) AS n FROM topic_trends WHERE topic = ?", [NEWS])
+    (posts,) = rows(loaded, "SELECT COUNT(*) AS n FROM posts_enriched WHERE topic = ?", [NEWS])
+    assert news == posts == {"n": 1}
+
+
+def test_an_empty_post_adds_nothing_to_topic_trends(warehouse: DuckDBWarehouse) -> None:
+    empty = post("mastodon", "7", utc(20, 9), "dave", text="")
+    warehouse.load_posts(posts_table([empty]))
+    # a backend gives an empty text no labels and a top topic of score 0
+    nothing = result("mastodon:7", "lite-1", "neutral", 1.0, SCIENCE, [], [], utc(22, 0))
+    warehouse.load_nlp(nlp_table([nothing | {"topic_score": 0.0}]))
+    assert rows(warehouse, "SELECT * FROM topic_trends") == []
+    assert rows(warehouse, "SELECT SUM(posts) AS n FROM daily_sentiment") == [{"n": 1}]
 
 
 def test_top_entities_counts_posts_not_mentions(loaded: DuckDBWarehouse) -> None:
@@ -428,6 +440,23 @@ def test_top_entities_counts_posts_not_mentions(loaded: DuckDBWarehouse) -> None
     }
 
 
+def test_a_name_typed_two_ways_in_one_post_counts_that_post_once(
+    warehouse: DuckDBWarehouse,
+) -> None:
+    warehouse.load_posts(POSTS)
+    paris = result("mastodon:1", "ner-1", "neutral", 0.5, SCIENCE, [SCIENCE], [], utc(22, 0))
+    paris["entities"] = [
+        {"text": "Paris", "type": "location"},
+        {"text": "Paris", "type": "organization"},
+        {"text": "Paris", "type": "location"},
+    ]
+    other = result("mastodon:2", "ner-1", "neutral", 0.5, SCIENCE, [SCIENCE], [], utc(22, 0))
+    other["entities"] = [{"text": "Paris", "type": "location"}]
+    warehouse.load_nlp(nlp_table([paris, other]))
+    got = rows(warehouse, "SELECT entity, SUM(posts) AS posts FROM top_entities GROUP BY entity")
+    assert got == [{"entity": "Paris", "posts": 2}]
+
+
 def test_top_authors_re_aggregate_over_the_dimensions(loaded: DuckDBWarehouse) -> None:
     got = rows(
         loaded,
@@ -437,7 +466,8 @@ def test_top_authors_re_aggregate_over_the_dimensions(loaded: DuckDBWarehouse) -
     )
     assert got == [
         {"author_handle": "alice", "posts": 2, "likes": 8, "reposts": 1, "engagement": 11},
-        {"author_handle": "bob", "posts": 2, "likes": 1, "reposts": 0, "engagement": 1},
+        # bob's bluesky:abc is a repost: its like is the reposted post's author's
+        {"author_handle": "bob", "posts": 2, "likes": 0, "reposts": 0, "engagement": 0},
         {"author_handle": "carol", "posts": 1, "likes": 0, "reposts": 4, "engagement": 4},
     ]
     (alice,) = rows(

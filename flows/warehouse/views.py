@@ -220,50 +220,64 @@ GROUP BY {DIMENSIONS}, sentiment"""
 
 
 def _topic_trends(ref: Ref) -> str:
-    # A post counts once under each of its labels; a post with no label over the threshold
-    # counts under its top topic, so that every analysed post is somewhere in the trends.
+    # `topic` is the post's top topic, the dimension every view shares (what a topic filter
+    # picks); `label` is each label the post carries: a post counts once under each of its
+    # labels, so summing over labels counts a post more than once. A post with no label over the
+    # threshold counts under its top topic, unless that has no score (an empty post).
     return f"""SELECT
-    day, source, hashtag, label AS topic,
+    {DIMENSIONS}, label,
     COUNT(*) AS posts,
     {_count_sentiment("positive")} AS positive,
     {_count_sentiment("neutral")} AS neutral,
     {_count_sentiment("negative")} AS negative,
     {NET_SENTIMENT} AS net_sentiment
 FROM (
-    SELECT e.day, e.source, e.hashtag, e.sentiment, label
+    SELECT e.day, e.source, e.hashtag, e.topic, e.sentiment, label
     FROM {ref("posts_enriched")} AS e
     CROSS JOIN UNNEST(e.topics) AS t(label)
     UNION ALL
-    SELECT day, source, hashtag, sentiment, topic AS label
+    SELECT day, source, hashtag, topic, sentiment, topic AS label
     FROM {ref("posts_enriched")}
-    WHERE topic IS NOT NULL AND COALESCE(ARRAY_LENGTH(topics), 0) = 0
+    WHERE topic_score > 0 AND COALESCE(ARRAY_LENGTH(topics), 0) = 0
 ) AS labelled
-GROUP BY day, source, hashtag, label"""
+GROUP BY {DIMENSIONS}, label"""
 
 
 def _top_entities(ref: Ref) -> str:
-    # DISTINCT first: an entity named twice in one post is one post mentioning it.
+    # One row per post and name first: an entity named twice in one post, or typed two ways
+    # there, is one post mentioning it (under the greatest type), so that summing `posts` by
+    # entity counts posts.
     return f"""SELECT
     {DIMENSIONS}, entity, entity_type,
     COUNT(*) AS posts,
     {NET_SENTIMENT} AS net_sentiment
 FROM (
-    SELECT DISTINCT
-        e.post_id, e.day, e.source, e.hashtag, e.topic, e.sentiment,
-        mention.text AS entity, mention.type AS entity_type
-    FROM {ref("posts_enriched")} AS e
-    CROSS JOIN UNNEST(e.entities) AS m(mention)
+    SELECT post_id, day, source, hashtag, topic, sentiment, entity, MAX(type) AS entity_type
+    FROM (
+        SELECT
+            e.post_id, e.day, e.source, e.hashtag, e.topic, e.sentiment,
+            mention.text AS entity, mention.type AS type
+        FROM {ref("posts_enriched")} AS e
+        CROSS JOIN UNNEST(e.entities) AS m(mention)
+    ) AS named
+    GROUP BY post_id, day, source, hashtag, topic, sentiment, entity
 ) AS mentions
 GROUP BY {DIMENSIONS}, entity, entity_type"""
+
+
+def _own(column: str) -> str:
+    # A repost carries the counters of the post it repeats (a Mastodon boost does): they are
+    # that post's author's, not the reposter's.
+    return f"CAST(SUM(CASE WHEN is_repost THEN 0 ELSE {column} END) AS BIGINT)"
 
 
 def _top_authors(ref: Ref) -> str:
     return f"""SELECT
     {DIMENSIONS}, author_handle, author_name,
     COUNT(*) AS posts,
-    CAST(SUM(COALESCE(like_count, 0)) AS BIGINT) AS likes,
-    CAST(SUM(COALESCE(repost_count, 0)) AS BIGINT) AS reposts,
-    CAST(SUM(engagement) AS BIGINT) AS engagement
+    {_own("COALESCE(like_count, 0)")} AS likes,
+    {_own("COALESCE(repost_count, 0)")} AS reposts,
+    {_own("engagement")} AS engagement
 FROM {ref("posts_enriched")}
 GROUP BY {DIMENSIONS}, author_handle, author_name"""
 
