@@ -30,6 +30,7 @@ from flows.nlp import CHUNK_TEXTS, Backend, classify_texts, load_backend
 from flows.schema import NLP_SCHEMA, UTC_TIMESTAMP
 from flows.stores import open_config_warehouse, open_lake
 from flows.warehouse import Warehouse
+from flows.warehouse.views import POSTS
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,12 @@ def analyze(
         report.warehouse = warehouse.url
         target = f"{backend.model_id} -> {warehouse.url}"
         manifest = lake.manifest()
+        if warehouse.counts()[POSTS.name] == 0 and any(
+            target in entry["loaded_into"] for entry in manifest.values()
+        ):
+            # files marked as loaded into an empty warehouse: it was recreated since
+            log.warning("%s holds no posts: loading every lake file into it again", warehouse.url)
+            manifest = {path: {**entry, "loaded_into": []} for path, entry in manifest.items()}
         pending = lake.pending_files(target, manifest)
         total = sum(manifest[path]["rows"] for path in pending)
         done = 0

@@ -7,6 +7,7 @@ warehouse by ``(post_id, model_id)``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -104,7 +105,26 @@ def posts_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
                     f"post {row.get('post_id') or row.get('native_id')!r} has no {field.name!r}: "
                     "every source must fill it (see flows/schema.py)"
                 )
-    return pa.Table.from_pylist(rows, schema=POST_SCHEMA)
+    try:
+        return pa.Table.from_pylist(rows, schema=POST_SCHEMA)
+    except UnicodeEncodeError:
+        # a lone surrogate (half an emoji, from a JSON export cut mid-character) is no UTF-8:
+        # it becomes U+FFFD rather than stopping the whole batch
+        return pa.Table.from_pylist([_utf8(row) for row in rows], schema=POST_SCHEMA)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _utf8(value: Any) -> Any:
+    """`value` (a row, a list or a string) with anything UTF-8 cannot hold replaced."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)  # the only characters UTF-8 cannot encode
+    if isinstance(value, Mapping):
+        return {key: _utf8(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_utf8(item) for item in value]
+    return value
 
 
 def empty_posts() -> pa.Table:

@@ -9,6 +9,8 @@ import pytest
 from conftest import make_posts
 
 from flows import analyze
+from flows.collect import collect
+from flows.config import load_config
 from flows.schema import NLP_RESULT_SCHEMA
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
 
@@ -63,3 +65,21 @@ def test_results_wait_for_a_whole_load_interval(tmp_path, monkeypatch):
         results = analyze.analyse_posts(posts, CountingBackend(), warehouse)
         assert results.column("post_id").equals(posts.column("post_id"))
         assert warehouse.counts()["post_nlp"] == 50
+
+
+def test_a_recreated_warehouse_is_filled_again(tmp_path, caplog):
+    conf = tmp_path / "c.conf"
+    conf.write_text(
+        f"[pipeline]\nlake = {tmp_path / 'lake'}\nwarehouse = duckdb:///{tmp_path / 'w.duckdb'}\n"
+        "[sample]\nposts = 300\n"
+    )
+    config = load_config(conf)
+    collect(config)
+    first = analyze.analyze(config, backend=CountingBackend())
+    assert first.posts_loaded == first.analysed > 0
+    (tmp_path / "w.duckdb").unlink()  # dropped, or a new file: the manifest still says loaded
+    again = analyze.analyze(config, backend=CountingBackend())
+    assert (again.posts_loaded, again.analysed) == (first.posts_loaded, first.analysed)
+    assert again.totals == {"posts": first.posts_loaded, "post_nlp": first.analysed}
+    assert "holds no posts: loading every lake file into it again" in caplog.text
+    assert analyze.analyze(config, backend=CountingBackend()).files == 0  # then nothing pending

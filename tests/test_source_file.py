@@ -332,6 +332,15 @@ def test_flattened_tweets_map_like_pages(tmp_path):
     assert batches[-1].warnings == (f"{path} line 5: no 'created_at'; skipped",)
 
 
+def test_a_lone_surrogate_in_a_text_does_not_stop_the_batch(tmp_path):
+    tweets = flattened(PAGES[0])
+    tweets[0] = {**tweets[0], "text": "half an emoji \ud83d here #DataEngineering"}
+    path = write_jsonl(tmp_path / "cut.jsonl", tweets)  # json.dumps writes it as \\ud83d
+    posts = rows(fetch(path))
+    assert len(posts) == len(tweets)
+    assert posts[0]["text"] == "half an emoji \ufffd here #DataEngineering"
+
+
 def test_long_post_text_comes_from_note_tweet(tmp_path):
     long_text = "A thread-length thought on #DataEngineering " + "and more " * 40
     page = {
