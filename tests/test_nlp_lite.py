@@ -199,7 +199,19 @@ def test_entity_types() -> None:
     assert types == {"Databricks": "corporation", "dbt": "product"}
 
 
-@pytest.mark.parametrize("text", ["", "   \n\t", "@someone https://t.co/abc", "http://x.io @a @b"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\t",
+        "@someone https://t.co/abc",
+        "http://x.io @a @b",
+        "RT @user: https://t.co/abc",
+        "...",
+        "\u200b",
+        "\ufeff\x00",
+    ],
+)
 def test_text_without_content_is_neutral_with_no_topic(backend: Backend, text: str) -> None:
     from flows.nlp.lite import NO_TOPIC
 
@@ -216,8 +228,10 @@ def test_text_without_content_is_neutral_with_no_topic(backend: Backend, text: s
 
 
 def test_emoji_alone_carries_sentiment(backend: Backend) -> None:
-    rows = _rows(backend, ["🎉🎉", "😡😡"])
-    assert [row["sentiment"] for row in rows] == ["positive", "negative"]
+    rows = _rows(backend, ["🎉🎉", "😡😡", "❤️", "❤", "dbt 1.8 is out ❤️", ":)"])
+    # ❤️ is ❤ with a variation selector, as phones send it
+    sentiments = [row["sentiment"] for row in rows]
+    assert sentiments == ["positive", "negative", "positive", "positive", "positive", "positive"]
 
 
 def test_very_long_text_is_truncated_not_refused(backend: Backend) -> None:
@@ -230,9 +244,9 @@ def test_model_id_is_stable_and_follows_the_data(
 ) -> None:
     from flows.nlp import lite
 
-    assert re.fullmatch(r"lite-v1\.[0-9a-f]{8}/vader-3\.3\.2\+all-MiniLM-L6-v2", backend.model_id)
+    assert re.fullmatch(r"lite-v2\.[0-9a-f]{8}/vader-3\.3\.2\+all-MiniLM-L6-v2", backend.model_id)
     digest = lite._data_digest()
-    assert backend.model_id.startswith(f"lite-v1.{digest}/")
+    assert backend.model_id.startswith(f"lite-v2.{digest}/")
     assert load_backend("lite", device="cpu").model_id == backend.model_id
     monkeypatch.setattr(lite, "TOPIC_CENTRE", lite.TOPIC_CENTRE + 0.01)
     assert lite._data_digest() != digest

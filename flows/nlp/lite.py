@@ -7,7 +7,8 @@ out-of-fold probabilities and VADER's scores for the same anchors, weighs the tw
 neutral band. Topics are zero-shot: a post's cosine similarity to each label's prototypes, mapped
 through a sigmoid into a [0, 1] score. Entities come from the gazetteer of ``flows.nlp.gazetteer``.
 
-A post with no content (empty, or only links and @mentions once those are removed) is classified
+A post with no content (no letter, digit, emoji or emoticon once links, @mentions and a leading
+"RT" are removed: empty, punctuation, zero-width or control characters) is classified
 without the models: ``neutral`` with probability 1.0, no topic over the threshold (``topics`` is
 empty, ``topic`` is ``NO_TOPIC`` with score 0.0) and no entities, so it adds nothing to topic
 counts.
@@ -37,7 +38,7 @@ from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
 
 # Bump when the code changes what the backend outputs; edits to the anchors, the prototypes, the
 # gazetteer or the settings below change the model id by themselves (see `_data_digest`).
-LITE_VERSION = "v1"
+LITE_VERSION = "v2"
 ENCODER_NAME = "all-MiniLM-L6-v2"
 
 NO_TOPIC = "diaries_&_daily_life"  # the tweet-topic label for posts about nothing in particular
@@ -58,6 +59,7 @@ FOLDS = 5
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _MENTION = re.compile(r"(?<!\w)@\w+")
 _HASHTAG = re.compile(r"#(\w+)")
+_RETWEET = re.compile(r"^\s*RT\b\s*:?")  # what "RT @user: " leaves once the handle is gone
 _CAMEL_CASE = re.compile(r"(?<=[a-z])(?=[A-Z])")
 # Emoji modifiers that carry no meaning of their own: variation selector, joiner, skin tones.
 _EMOJI_MODIFIERS = re.compile("[\ufe0f\u200d\U0001f3fb-\U0001f3ff]")
@@ -118,7 +120,7 @@ class LiteBackend:
     def classify(self, texts: Sequence[str]) -> pa.Table:
         """Classify texts; one ``NLP_RESULT_SCHEMA`` row per text, in the same order."""
         rows = [_EMPTY_RESULT] * len(texts)
-        kept = [i for i, text in enumerate(texts) if _MENTION.sub("", _URL.sub("", text)).strip()]
+        kept = [i for i, text in enumerate(texts) if self._has_content(text)]
         if kept:
             self._load()
             kept_texts = [texts[i] for i in kept]
@@ -177,9 +179,21 @@ class LiteBackend:
         emojis = self._vader.emojis
         return " ".join("".join(f" {emojis[c]} " if c in emojis else c for c in text).split())
 
+    def _has_content(self, text: str) -> bool:
+        rest = _RETWEET.sub("", _MENTION.sub("", _URL.sub("", text)))
+        emojis = self._vader.emojis
+        return any(c.isalnum() or c in emojis for c in rest) or bool(_EMOTICON.search(rest))
+
     def _vader_scores(self, texts: list[str]) -> np.ndarray:
-        """VADER's compound, positive, negative and neutral scores, links and handles left out."""
-        scores = [self._vader.polarity_scores(_MENTION.sub("", _URL.sub("", t))) for t in texts]
+        """VADER's compound, positive, negative and neutral scores, links and handles left out.
+
+        Without the emoji modifiers too: VADER turns ❤️ into "red heart" + U+FE0F, a word its
+        lexicon does not know, and the heart would count for nothing.
+        """
+        scores = [
+            self._vader.polarity_scores(_EMOJI_MODIFIERS.sub("", _MENTION.sub("", _URL.sub("", t))))
+            for t in texts
+        ]
         return np.array([[s["compound"], s["pos"], s["neg"], s["neu"]] for s in scores])
 
     def _sentiment(self, embeddings: np.ndarray, texts: list[str]) -> np.ndarray:
