@@ -149,8 +149,10 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "download-models":
         from flows.nlp.tweetnlp_backend import download_models
 
+        keys = {"sentiment": "sentiment_model", "topic_classification": "topic_model"}
         for task, folder in download_models(config.tweetnlp, args.dir).items():
-            key = "sentiment_model" if task == "sentiment" else "topic_model"
+            key = keys.get(task, f"{task}_model")
+            folder = folder.absolute()  # a relative one would depend on where the run starts
             print(f"{task}: {folder}" + (f"  ([tweetnlp] {key} = {folder})" if args.dir else ""))
         return 0
     if args.command == "dashboard":

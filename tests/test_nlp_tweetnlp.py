@@ -447,6 +447,25 @@ def test_tweetnlp_offline_without_models_says_how_to_get_them(tmp_path: Path) ->
     assert out.returncode == 2 and "cannot download cardiffnlp/" in out.stderr, out.stderr
 
 
+def test_a_model_folder_that_is_not_there_is_named(tmp_path: Path, models: TweetnlpConfig) -> None:
+    (tmp_path / "in.txt").write_text("hello\n")
+    missing = "models/cardiffnlp--twitter-roberta-base-sentiment-latest"  # no such folder here
+    (tmp_path / "c.conf").write_text(f"[tweetnlp]\nsentiment_model = {missing}\n")
+    out = _offline_cli("classify", "in.txt", "out.csv", "--backend", "tweetnlp", "--config",
+                       "c.conf", cwd=tmp_path)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{tmp_path / missing}: no such model folder" in out.stderr, out.stderr
+    # download-models names each model's own setting, the NER one too
+    (tmp_path / "c.conf").write_text(
+        f"[tweetnlp]\nsentiment_model = {models.sentiment_model}\n"
+        f"topic_model = {models.topic_model}\nner_model = {models.sentiment_model}\n"
+    )
+    out = _offline_cli("download-models", "--dir", "m", "--config", "c.conf", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"ner: {models.sentiment_model}  ([tweetnlp] ner_model = " in out.stdout
+    assert f"topic_classification: {models.topic_model}  ([tweetnlp] topic_model = " in out.stdout
+
+
 def test_tweetnlp_classify_command_reads_the_models_from_the_configuration(
     tmp_path: Path, models: TweetnlpConfig
 ) -> None:

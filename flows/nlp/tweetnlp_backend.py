@@ -272,7 +272,8 @@ def locate(name: str) -> Path:
         BackendUnavailable: no folder, no cached copy, and no download possible (offline).
     """
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    from huggingface_hub.utils import validate_repo_id
 
     path = Path(name).expanduser()
     if path.is_dir():
@@ -282,6 +283,14 @@ def locate(name: str) -> Path:
                 "the folder that `python -m flows download-models --dir DIR` wrote"
             )
         return path
+    try:
+        validate_repo_id(name)
+    except HFValidationError:  # a folder, then, and there is none
+        raise BackendUnavailable(
+            f"{path.absolute()}: no such model folder (a relative one is taken from the working "
+            "directory); point the [tweetnlp] setting at a folder that `python -m flows "
+            "download-models --dir DIR` wrote, or at a Hugging Face model id"
+        ) from None
     try:
         return Path(snapshot_download(name, allow_patterns=MODEL_FILES, local_files_only=True))
     except LocalEntryNotFoundError:
