@@ -11,7 +11,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from flows.nlp import load_backend
+from flows.nlp import classify, load_backend
 from flows.nlp.classify import classify_file
 from flows.schema import NLP_RESULT_SCHEMA
 
@@ -115,7 +115,8 @@ def test_every_format_keeps_rows_order_and_columns(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source.name, target.name])
 
 
-def test_large_input_streams_in_chunks(tmp_path: Path) -> None:
+def test_large_input_streams_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(classify, "PARQUET_ROWS", 1_000)
     source, target = tmp_path / "posts.txt", tmp_path / "nlp.parquet"
     texts = [f"post {i % 700}" for i in range(2_500)]
     _write_input(source, texts)
@@ -126,7 +127,9 @@ def test_large_input_streams_in_chunks(tmp_path: Path) -> None:
     assert pq.read_table(target, columns=["text"]).column("text").to_pylist() == texts
     assert max(len(call) for call in backend.calls) <= 256
     assert sum(len(call) for call in backend.calls) == 700
-    assert pq.ParquetFile(target).metadata.num_row_groups == len(range(0, 2_500, 256))
+    # chunks of 256 gathered into row groups of at least 1,000 rows: 1,024, 1,024, 452
+    groups = pq.ParquetFile(target).metadata
+    assert [groups.row_group(i).num_rows for i in range(groups.num_row_groups)] == [1024, 1024, 452]
 
 
 def test_other_columns_keep_their_types_and_old_results_are_replaced(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ INPUT_TYPES = {
 }
 OUTPUT_TYPES = (".csv", ".jsonl", ".parquet")
 _TEXT_ONLY = pa.schema([pa.field("text", pa.string())])
+PARQUET_ROWS = 65_536  # rows per Parquet row group of the output
 
 
 def classify_file(
@@ -258,7 +259,19 @@ def _writer(path: Path, kind: str, schema: pa.Schema) -> Iterator[Callable[[pa.T
     """A function that appends a table to ``path``, written as ``kind``."""
     if kind == ".parquet":
         with pq.ParquetWriter(path, schema) as parquet:
-            yield parquet.write_table
+            # row groups of PARQUET_ROWS, not one per chunk (512 rows on a CPU): thousands of
+            # tiny groups make a file slow to read
+            buffered: list[pa.Table] = []
+
+            def write(table: pa.Table) -> None:
+                buffered.append(table)
+                if sum(t.num_rows for t in buffered) >= PARQUET_ROWS:
+                    parquet.write_table(pa.concat_tables(buffered))
+                    buffered.clear()
+
+            yield write
+            if buffered:
+                parquet.write_table(pa.concat_tables(buffered))
     elif kind == ".csv":
         nested = [field.name for field in schema if pa.types.is_nested(field.type)]
         flat = pa.schema(
