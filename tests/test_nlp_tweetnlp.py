@@ -12,6 +12,7 @@ import gc
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -200,12 +201,20 @@ def test_tweetnlp_rows_follow_the_schema_and_tweetnlps_labels(
 
 
 def test_tweetnlp_model_id_names_the_models_and_the_precision(
-    backend: TweetnlpBackend, models: TweetnlpConfig, other_models: TweetnlpConfig
+    backend: TweetnlpBackend, models: TweetnlpConfig, other_models: TweetnlpConfig, tmp_path: Path
 ) -> None:
     assert backend.model_id.startswith("tweetnlp-0.4.5/sentiment@")
     assert "+topic@" in backend.model_id and "/fp32+gazetteer-" in backend.model_id
     assert TweetnlpBackend(models, device="cpu").model_id == backend.model_id
     assert TweetnlpBackend(other_models).model_id != backend.model_id
+    # a copy of the folder is the same model; a changed tokenizer is not
+    copy = tmp_path / "copy" / Path(models.sentiment_model).name
+    shutil.copytree(models.sentiment_model, copy)
+    moved = dataclasses.replace(models, sentiment_model=str(copy))
+    assert TweetnlpBackend(moved, device="cpu").model_id == backend.model_id
+    special = copy / "special_tokens_map.json"
+    special.write_text(special.read_text().replace("<mask>", "<MASK>"))
+    assert TweetnlpBackend(moved, device="cpu").model_id != backend.model_id
 
 
 def test_tweetnlp_preprocessing_is_tweetnlps_own(

@@ -390,11 +390,13 @@ def _short_name(name: str) -> str:
 
 
 def _folder_digest(folder: Path) -> str:
-    """Eight hex digits over a model folder's configuration and weights.
+    """Eight hex digits over a model folder's configuration, tokenizer and weights.
 
-    The same weights give the same id whether they sit in the cache or in a copied folder.
+    The same files give the same id whether they sit in the cache or in a copied folder.
     """
-    digest = hashlib.sha256((folder / "config.json").read_bytes())
+    digest = hashlib.sha256()
+    for small in sorted([*folder.glob("*.json"), *folder.glob("*.txt")]):  # config, tokenizer
+        digest.update(f"{small.name}:".encode() + small.read_bytes())
     for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("pytorch_model.bin")):
         digest.update(f"{weights.name}:{_weights_sha256(weights)}".encode())
     return digest.hexdigest()[:8]
