@@ -2,11 +2,11 @@
 
 Files the manifest has not marked as loaded into this warehouse with this model are read in
 groups, their posts merged into the warehouse, the posts with no result for the model classified
-(each distinct text once), the results merged (at least once a minute, so that a stopped run
-keeps its work), and only then the files marked. A run that stops
-anywhere is finished by the next one, and MERGE makes the repeated part change nothing. One
-analyze runs at a time per lake (the lake's ``analyze`` lock): a second one waits, then finds
-nothing pending, so nothing is classified or loaded twice.
+(each distinct text once), the results merged (at least once a minute, so that a stopped run keeps
+its work), and only then the files marked. A run that stops anywhere is finished by the next one,
+and MERGE makes the repeated part change nothing. One analyze runs at a time per lake (the lake's
+``analyze`` lock): a second one waits, then finds nothing pending, so nothing is classified or
+loaded twice.
 
 Progress goes to one callback, ``on_progress(done, total)`` in posts: the CLI draws it as a
 progress bar, the Prefect flow as a progress artifact.

@@ -10,10 +10,11 @@ Layout under the lake root (a local folder or ``gs://bucket/prefix``, through fs
 
 A post's partition follows from its own ``created_at``, which never changes, so a post can only
 ever be a duplicate of a post in the same partition: de-duplication reads the ids of the files the
-manifest lists in the partitions a batch touches, never the whole lake. The manifest is the lake's
-catalogue: a file is in the lake once listed there (a run killed in between leaves a file that no
-reader sees, and its posts are written again by the next run). The ids are kept as 64-bit hashes (8 bytes per
-post) for the rest of the run, so memory stays small as the lake grows.
+manifest lists in the partitions a batch touches, never the whole lake. The ids are kept as 64-bit
+hashes (8 bytes per post) for the rest of the run, so memory stays small as the lake grows. The
+manifest is the lake's catalogue: a file is in the lake once listed there (a run killed between
+writing a file and listing it leaves a file that no reader sees; the next run writes its posts
+again).
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ class LakeWriter:
         if self._listed is None:
             manifest = self.lake.manifest()
             self._listed = set(manifest)
-            mine = [_seq(path) for path, entry in manifest.items() if entry["run_id"] == self.run_id]
+            mine = [_seq(path) for path, item in manifest.items() if item["run_id"] == self.run_id]
             self._seq = max(mine, default=-1) + 1
         return self._listed
 

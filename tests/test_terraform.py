@@ -183,7 +183,9 @@ def test_terraform_startup_script_reads_the_sources_secrets_into_the_workers_env
     done = run()
     assert done.returncode == 0, done.stderr
     written = etc / "sources.env"
-    assert written.read_text() == "X_BEARER_TOKEN=AAAA%2Fb=c\nBLUESKY_APP_PASSWORD=abcd-efgh-ijkl-mnop\n"
+    assert written.read_text() == (
+        "X_BEARER_TOKEN=AAAA%2Fb=c\nBLUESKY_APP_PASSWORD=abcd-efgh-ijkl-mnop\n"
+    )
     assert written.stat().st_mode & 0o777 == 0o600
     # a value over several lines would break the environment file: refused, the last file kept
     (secrets / "bsky-app").write_text("line one\nline two\n")
@@ -428,8 +430,11 @@ def test_terraform_outputs_json_matches_the_module(hcl):
 
 def test_terraform_configuration_takes_extra_keys_under_the_deployments(hcl, tmp_path):
     # the module's `configuration` expression over a deployment of sample values
-    deployment = {"pipeline": {"sources": "x", "lake": "gs://b/lake"}, "twitter_config": {"hashtag": "a"}}
-    extra = '{ pipeline = { sources = "sample", limit_note = "1" }, mastodon = { instances = "m" } }'
+    deployment = {
+        "pipeline": {"sources": "x", "lake": "gs://b/lake"},
+        "twitter_config": {"hashtag": "a"},
+    }
+    extra = '{ pipeline = { sources = "sample", other = "1" }, mastodon = { instances = "m" } }'
     shutil.copy(TF / "variables.tf", tmp_path / "variables.tf")
     (tmp_path / "main.tf").write_text(
         f"locals {{\n  deployment = {json.dumps(deployment)}\n"
@@ -443,7 +448,7 @@ def test_terraform_configuration_takes_extra_keys_under_the_deployments(hcl, tmp
     code, out, err = terraform(tmp_path, "output", "-json", "configuration")
     assert code == 0, err
     assert json.loads(out) == {
-        "pipeline": {"sources": "x", "lake": "gs://b/lake", "limit_note": "1"},  # the module's win
+        "pipeline": {"sources": "x", "lake": "gs://b/lake", "other": "1"},  # the module's win
         "twitter_config": {"hashtag": "a"},
         "mastodon": {"instances": "m"},
     }
