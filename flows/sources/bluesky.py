@@ -284,13 +284,11 @@ def _created_at(created: str | None, indexed: str) -> datetime:
 
 def _sort_at(view: dict[str, Any]) -> datetime | None:
     """What `since` compares: the earlier of the post's createdAt and indexedAt (its sortAt)."""
-    times = []
-    for value in ((view.get("record") or {}).get("createdAt"), view.get("indexedAt")):
-        try:
-            times.append(_time(value))
-        except (TypeError, ValueError):  # absent or not a time: the other one decides
-            pass
-    return min(times, default=None)
+    try:
+        indexed = _time(view["indexedAt"])
+    except (KeyError, TypeError, ValueError):  # a malformed view, skipped by `to_posts`
+        return None
+    return min(_created_at((view.get("record") or {}).get("createdAt"), view["indexedAt"]), indexed)
 
 
 def _iso(time: datetime) -> str:
