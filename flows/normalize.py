@@ -20,9 +20,13 @@ def _tags(column: pa.ChunkedArray, prefix: str, lower: bool) -> pa.ChunkedArray:
     """Apply a string clean-up to every element of a list<string> column, keeping the lists."""
     chunks = []
     for chunk in column.chunks:
-        values = pc.utf8_ltrim(chunk.values, characters=prefix)
+        # a sliced chunk's offsets start past 0 and its values hold the whole buffer: rebase both
+        # (Arrow refuses a null mask over offsets that do not start at 0)
+        start, stop = chunk.offsets[0].as_py(), chunk.offsets[-1].as_py()
+        offsets = pc.subtract(chunk.offsets, pa.scalar(start, chunk.offsets.type))
+        values = pc.utf8_ltrim(chunk.values.slice(start, stop - start), characters=prefix)
         values = pc.utf8_lower(values) if lower else values
-        chunks.append(pa.ListArray.from_arrays(chunk.offsets, values, mask=chunk.is_null()))
+        chunks.append(pa.ListArray.from_arrays(offsets, values, mask=chunk.is_null()))
     return pa.chunked_array(chunks, type=column.type)
 
 

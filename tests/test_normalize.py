@@ -33,3 +33,13 @@ def test_normalize_handles_many_chunks():
     table = pa.concat_tables([posts_table([make_post(i, hashtags=["#A"])]) for i in range(3)])
     out = normalize(table)
     assert out.column("hashtags").to_pylist() == [["a"]] * 3
+
+
+def test_normalize_takes_a_slice_of_a_batch():
+    rows = [make_post(i, hashtags=[f"#Tag{i}", "#X"], mentions=[f"@u{i}"]) for i in range(6)]
+    rows[3]["hashtags"] = None
+    table = posts_table(rows)
+    part = normalize(table.slice(2, 3))  # what a source that cuts its batches would hand over
+    assert part.column("hashtags").to_pylist() == [["tag2", "x"], None, ["tag4", "x"]]
+    assert part.column("mentions").to_pylist() == [["u2"], ["u3"], ["u4"]]
+    assert part.equals(normalize(table).slice(2, 3))
