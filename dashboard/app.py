@@ -330,15 +330,16 @@ def authors_table(frame: pd.DataFrame) -> None:
         hide_index=True,
         height=table_height(len(frame)),
         column_config={
-            "author_handle": st.column_config.TextColumn("Author", width=150),
-            "author_name": st.column_config.TextColumn("Name", width=170),
-            "posts": st.column_config.NumberColumn("Posts", format="localized", width=60),
-            "likes": st.column_config.NumberColumn("Likes", format="localized", width=70),
+            "author_handle": st.column_config.TextColumn("Author", width=140),
+            "source": st.column_config.TextColumn("Source", width=70),
+            "author_name": st.column_config.TextColumn("Name", width=95),
+            "posts": st.column_config.NumberColumn("Posts", format="localized", width=55),
+            "likes": st.column_config.NumberColumn("Likes", format="localized", width=60),
             "engagement": st.column_config.NumberColumn(
                 "Engagement",
-                help="Likes, reposts, replies and quotes of the author's posts",
+                help="Likes, reposts, replies and quotes of the author's own posts",
                 format="localized",
-                width=95,
+                width=90,
             ),
         },
     )

@@ -141,16 +141,17 @@ def top_authors(filters: Filters, limit: int) -> Query:
     """The authors with the most posts, and the engagement their own posts drew (a repost's
     counters are the reposted post's)."""
     where, params = filters.where()
+    # by source too: "alice" on X and "alice" on Reddit are two people
     sql = f"""
         SELECT
-            author_handle, MAX(author_name) AS author_name,
+            author_handle, source, MAX(author_name) AS author_name,
             CAST(SUM(posts) AS BIGINT) AS posts,
             CAST(SUM(likes) AS BIGINT) AS likes,
             CAST(SUM(engagement) AS BIGINT) AS engagement
         FROM top_authors
         {where}
-        GROUP BY author_handle
-        ORDER BY posts DESC, engagement DESC, author_handle
+        GROUP BY source, author_handle
+        ORDER BY posts DESC, engagement DESC, author_handle, source
         LIMIT ?"""
     return sql, (*params, limit)
 

@@ -273,7 +273,22 @@ def test_every_panel_query_runs_and_respects_the_filters(tmp_path):
     assert len(sql(url, *queries.top_entities(everything, 4))) == 4
     authors = sql(url, *queries.top_authors(bluesky, 50))
     assert all(row["author_handle"].endswith(".bsky.social") for row in authors)
+    assert {row["source"] for row in authors} == {"bluesky"}
     assert sum(row["posts"] for row in authors) == sql(url, *queries.headline(bluesky))[0]["posts"]
+
+
+def test_one_handle_on_two_sources_is_two_authors(tmp_path):
+    from test_warehouse_duckdb import post, utc
+
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+    with open_warehouse(url) as warehouse:
+        same = [post("x", "1", utc(20, 9), "alice"), post("reddit", "2", utc(20, 9), "alice")]
+        warehouse.load_posts(posts_table(same))
+    authors = sql(url, *queries.top_authors(queries.Filters(), 10))
+    assert sorted((row["author_handle"], row["source"], row["posts"]) for row in authors) == [
+        ("alice", "reddit", 1),
+        ("alice", "x", 1),
+    ]
 
 
 def test_launch_command_serves_headless_on_the_given_address():
@@ -301,7 +316,7 @@ def test_dashboard_shows_what_the_warehouse_holds(tmp_path):
     )
     (top_author,) = sql(
         url,
-        "SELECT author_handle FROM top_authors GROUP BY author_handle"
+        "SELECT author_handle FROM top_authors GROUP BY source, author_handle"
         " ORDER BY SUM(posts) DESC, SUM(engagement) DESC, author_handle LIMIT 1",
     )
     (top_post,) = sql(
