@@ -71,16 +71,18 @@ def prefect(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     stop=tenacity.stop_after_attempt(6),
     reraise=True,
 )
-def call(api: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    response = httpx.post(f"{api}{path}", json=body or {}, auth=BASIC, timeout=30)
+def request(api: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    response = httpx.request(method, f"{api}{path}", json=body, auth=BASIC, timeout=30)
     response.raise_for_status()
-    return response.json()
+    return response.json() if response.content else None
+
+
+def call(api: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    return request(api, "POST", path, body or {})
 
 
 def get(api: str, path: str) -> Any:
-    response = httpx.get(f"{api}{path}", auth=BASIC, timeout=30)
-    response.raise_for_status()
-    return response.json()
+    return request(api, "GET", path)
 
 
 @pytest.fixture(scope="module")
@@ -232,10 +234,7 @@ def test_prefect_serve_runs_the_same_deployments_without_a_work_pool(
     # a deployment made by `prefect deploy` keeps its storage fields when serve takes it over, and
     # its runs then crash: one or the other per deployment name (docs/prefect.md)
     for deployment in deployed["deployments"].values():
-        response = httpx.delete(
-            f"{prefect_api}/deployments/{deployment['id']}", auth=BASIC, timeout=30
-        )
-        response.raise_for_status()
+        request(prefect_api, "DELETE", f"/deployments/{deployment['id']}")
     log = tmp_path / "serve.log"
     command = [sys.executable, "-m", "flows", "serve", "--config", str(deployed["config"])]
     with running(
