@@ -1,13 +1,14 @@
-"""Shared test helpers: hand-made posts in the post schema."""
+"""Shared test helpers: hand-made posts in the post schema, and a backend that needs no model."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
 
-from flows.schema import posts_table
+from flows.schema import NLP_RESULT_SCHEMA, posts_table
 
 T0 = datetime(2026, 11, 1, 9, 30, tzinfo=timezone.utc)
 
@@ -47,3 +48,29 @@ def make_posts(ids, **kwargs) -> pa.Table:
 @pytest.fixture
 def posts():
     return make_posts
+
+
+class EchoBackend:
+    """Answers from the text itself, so a row that lands beside the wrong text shows."""
+
+    model_id = "echo-v1"
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def classify(self, texts: Sequence[str]) -> pa.Table:
+        self.calls.append(list(texts))
+        rows = [
+            {
+                "sentiment": "positive" if "good" in text else "neutral",
+                "sentiment_score": float(len(text)),
+                "topic": "science_&_technology",
+                "topic_score": 0.5,
+                "topics": ["science_&_technology"],
+                "entities": [{"text": text, "type": "product"}],
+                "model_id": self.model_id,
+            }
+            for text in texts
+        ]
+        return pa.Table.from_pylist(rows, schema=NLP_RESULT_SCHEMA)

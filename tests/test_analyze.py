@@ -6,34 +6,25 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 import pytest
-from conftest import make_posts
+from conftest import EchoBackend, make_posts
 
 from flows import analyze
 from flows.collect import collect
 from flows.config import load_config
-from flows.schema import NLP_RESULT_SCHEMA
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
 
 
-class CountingBackend:
-    """Labels every text neutral; stops the run (as Ctrl+C would) on its `stop_at`-th call."""
-
-    model_id = "counting-1"
-    device = "cpu"
+class StoppingBackend(EchoBackend):
+    """Stops the run (as Ctrl+C would) on its `stop_at`-th call."""
 
     def __init__(self, stop_at: int | None = None) -> None:
+        super().__init__()
         self.stop_at = stop_at
-        self.texts: list[str] = []
-        self.calls = 0
 
     def classify(self, texts: Sequence[str]) -> pa.Table:
-        self.calls += 1
-        if self.calls == self.stop_at:
+        if len(self.calls) + 1 == self.stop_at:
             raise KeyboardInterrupt
-        self.texts += texts
-        row = {"sentiment": "neutral", "sentiment_score": 0.5, "topic": "news_&_social_concern",
-               "topic_score": 0.5, "topics": [], "entities": [], "model_id": self.model_id}
-        return pa.Table.from_pylist([row] * len(texts), schema=NLP_RESULT_SCHEMA)
+        return super().classify(texts)
 
 
 def test_a_stopped_run_keeps_what_it_classified_and_the_next_does_the_rest(
@@ -45,11 +36,12 @@ def test_a_stopped_run_keeps_what_it_classified_and_the_next_does_the_rest(
     with DuckDBWarehouse(tmp_path / "w.duckdb", lock_timeout=5) as warehouse:
         warehouse.load_posts(posts)
         with pytest.raises(KeyboardInterrupt):
-            analyze.analyse_posts(posts, CountingBackend(stop_at=4), warehouse)
+            analyze.analyse_posts(posts, StoppingBackend(stop_at=4), warehouse)
         assert warehouse.counts()["post_nlp"] == 30  # three chunks of ten, loaded
-        rest = CountingBackend()
+        rest = EchoBackend()
         assert analyze.analyse_posts(posts, rest, warehouse).num_rows == 20
-        assert rest.texts == posts.column("text").to_pylist()[30:]  # only those
+        classified = [text for call in rest.calls for text in call]
+        assert classified == posts.column("text").to_pylist()[30:]  # only those
         stored = warehouse.query("SELECT post_id FROM post_nlp ORDER BY post_id")
         assert sorted(stored.column(0).to_pylist()) == sorted(posts.column("post_id").to_pylist())
 
@@ -60,9 +52,9 @@ def test_results_wait_for_a_whole_load_interval(tmp_path, monkeypatch):
     with DuckDBWarehouse(tmp_path / "w.duckdb", lock_timeout=5) as warehouse:
         warehouse.load_posts(posts)
         with pytest.raises(KeyboardInterrupt):
-            analyze.analyse_posts(posts, CountingBackend(stop_at=4), warehouse)
+            analyze.analyse_posts(posts, StoppingBackend(stop_at=4), warehouse)
         assert warehouse.counts()["post_nlp"] == 0  # one load at the end: none yet
-        results = analyze.analyse_posts(posts, CountingBackend(), warehouse)
+        results = analyze.analyse_posts(posts, EchoBackend(), warehouse)
         assert results.column("post_id").equals(posts.column("post_id"))
         assert warehouse.counts()["post_nlp"] == 50
 
@@ -75,11 +67,11 @@ def test_a_recreated_warehouse_is_filled_again(tmp_path, caplog):
     )
     config = load_config(conf)
     collect(config)
-    first = analyze.analyze(config, backend=CountingBackend())
+    first = analyze.analyze(config, backend=EchoBackend())
     assert first.posts_loaded == first.analysed > 0
     (tmp_path / "w.duckdb").unlink()  # dropped, or a new file: the manifest still says loaded
-    again = analyze.analyze(config, backend=CountingBackend())
+    again = analyze.analyze(config, backend=EchoBackend())
     assert (again.posts_loaded, again.analysed) == (first.posts_loaded, first.analysed)
     assert again.totals == {"posts": first.posts_loaded, "post_nlp": first.analysed}
     assert "holds no posts: loading every lake file into it again" in caplog.text
-    assert analyze.analyze(config, backend=CountingBackend()).files == 0  # then nothing pending
+    assert analyze.analyze(config, backend=EchoBackend()).files == 0  # then nothing pending

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from conftest import EchoBackend
 
 from flows.nlp import classify, load_backend
 from flows.nlp.classify import classify_file
@@ -25,32 +26,6 @@ TEXTS = [
     "last one",
 ]
 NLP_COLUMNS = NLP_RESULT_SCHEMA.names
-
-
-class EchoBackend:
-    """Answers from the text itself, so a row that lands beside the wrong text shows."""
-
-    model_id = "echo-v1"
-    device = "cpu"
-
-    def __init__(self) -> None:
-        self.calls: list[list[str]] = []
-
-    def classify(self, texts: Sequence[str]) -> pa.Table:
-        self.calls.append(list(texts))
-        rows = [
-            {
-                "sentiment": "positive" if "good" in text else "neutral",
-                "sentiment_score": float(len(text)),
-                "topic": "science_&_technology",
-                "topic_score": 0.5,
-                "topics": ["science_&_technology"],
-                "entities": [{"text": text, "type": "product"}],
-                "model_id": self.model_id,
-            }
-            for text in texts
-        ]
-        return pa.Table.from_pylist(rows, schema=NLP_RESULT_SCHEMA)
 
 
 def _write_input(path: Path, texts: list[str]) -> None:
