@@ -149,9 +149,13 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "download-models":
         from flows.nlp.tweetnlp_backend import download_models
 
-        keys = {"sentiment": "sentiment_model", "topic_classification": "topic_model"}
+        keys = {
+            "sentiment": "sentiment_model",
+            "topic_classification": "topic_model",
+            "ner": "ner_model",
+        }
         for task, folder in download_models(config.tweetnlp, args.dir).items():
-            key = keys.get(task, f"{task}_model")
+            key = keys[task]
             folder = folder.absolute()  # a relative one would depend on where the run starts
             print(f"{task}: {folder}" + (f"  ([tweetnlp] {key} = {folder})" if args.dir else ""))
         return 0
