@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def ingest(posts: int, chunk: int, lake_dir: str) -> dict:
     """One measured run in this process."""
-    from flows.lake import Lake
-    from flows.normalize import normalize
-    from flows.sources.sample import SampleSettings, generate_posts
+    from flows.lake.lake import Lake
+    from flows.stages.normalize import normalize
+    from flows.sources.sample.source import SampleSettings, generate_posts
 
     settings = SampleSettings(posts=posts)
     now = datetime.now(timezone.utc)

@@ -74,7 +74,7 @@ def main() -> None:
 
     import torch
 
-    from flows.nlp.tweetnlp_backend import NER_BATCH, _load_ner, ner_entities
+    from flows.nlp.tweetnlp.backend import NER_BATCH, _load_ner, ner_entities
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()

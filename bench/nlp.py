@@ -187,7 +187,7 @@ def run(args: argparse.Namespace, texts: list[str], posts: int, folder: Path) ->
     import torch
 
     from flows.nlp.engine import Engine
-    from flows.nlp.tweetnlp_backend import import_tweetnlp, speed_up_link_search
+    from flows.nlp.tweetnlp.backend import import_tweetnlp, speed_up_link_search
 
     start = time.perf_counter()
     build_model(folder / "sentiment", texts[:5000])
@@ -323,9 +323,10 @@ def backend_posts_per_s(args: argparse.Namespace, folder: Path, texts: list[str]
     model of the same size (19 labels, sigmoid), the gazetteer's entities and the result rows,
     through ``classify_texts`` in analyze's chunks. Each post costs two models here, so at best
     half the engine's figure."""
-    from flows.config import TweetnlpConfig
-    from flows.nlp import CHUNK_TEXTS, classify_texts
-    from flows.nlp.tweetnlp_backend import TweetnlpBackend
+    from flows.nlp.tweetnlp.settings import TweetnlpConfig
+    from flows.nlp.backend import CHUNK_TEXTS
+    from flows.nlp.stream import classify_texts
+    from flows.nlp.tweetnlp.backend import TweetnlpBackend
 
     build_model(folder / "topic", texts[:5000], TOPIC_LABELS, multi_label=True)
     settings = TweetnlpConfig(

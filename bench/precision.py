@@ -49,7 +49,7 @@ def labelled_posts(count: int) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The distinct non-empty texts of the first ``count`` sample posts, with the lite backend's
     sentiment (label index per text) and topics (texts × 19 booleans)."""
     from flows.nlp.lite import LiteBackend
-    from flows.sources.sample import SampleSettings, generate_posts
+    from flows.sources.sample.source import SampleSettings, generate_posts
 
     settings = SampleSettings(posts=count)
     posts = generate_posts(0, count, settings, "dataengineering", datetime.now(UTC))
@@ -203,8 +203,8 @@ def main() -> None:
 
     import torch
 
-    from flows.config import TweetnlpConfig
-    from flows.nlp.tweetnlp_backend import TweetnlpBackend
+    from flows.nlp.tweetnlp.settings import TweetnlpConfig
+    from flows.nlp.tweetnlp.backend import TweetnlpBackend
 
     start = time.perf_counter()
     texts, sentiment, topics = labelled_posts(args.posts)

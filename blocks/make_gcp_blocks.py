@@ -30,7 +30,8 @@ from prefect.exceptions import ObjectNotFound  # noqa: E402
 from prefect_gcp import GcpCredentials  # noqa: E402
 from prefect_gcp.cloud_storage import GcsBucket  # noqa: E402
 
-from flows.config import Config, ConfigError, load_config  # noqa: E402
+from flows.config import Config, load_config  # noqa: E402
+from flows.settings import ConfigError
 
 
 def _required(config: Config) -> dict[str, str]:

@@ -19,7 +19,7 @@ import streamlit as st
 from dashboard import WAREHOUSE_ENV, queries
 from dashboard.queries import Filters, Query
 from flows.schema import SENTIMENT_LABELS
-from flows.warehouse import Warehouse, WarehouseError, open_warehouse
+from flows.warehouse.base import Warehouse, WarehouseError, open_warehouse
 
 CACHE_TTL = 30  # seconds: new loads show up within this, and a busy page stays cheap
 NOT_ANALYSED = "not analysed"

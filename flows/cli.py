@@ -1,7 +1,7 @@
 """`python -m flows`: the command line. It parses, calls the stages, and formats; nothing more.
 
 Commands run the stages directly (no Prefect server needed); the Prefect flows in
-`flows.web_to_gcs`, `flows.gcs_to_bq` and `flows.pipeline` run the same functions when deployed.
+`flows.orchestration.web_to_gcs`, `flows.orchestration.gcs_to_bq` and `flows.orchestration.pipeline` run the same functions when deployed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from flows.config import DEFAULT_PATH, Config, ConfigError, check_warehouse_url, load_config
+from flows.config import DEFAULT_PATH, Config, check_warehouse_url, load_config
+from flows.settings import ConfigError
 
 COMMANDS = (
     "demo", "collect", "analyze", "run", "classify", "dashboard", "serve", "download-models", "looker-url"
@@ -89,10 +90,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(config: Config, collect_only: bool = False, analyze_only: bool = False) -> int:
-    from flows.analyze import analyze
-    from flows.collect import collect
-    from flows.stores import open_lake
-    from flows.summary import analyze_markdown, collect_markdown
+    from flows.stages.analyze import analyze
+    from flows.stages.collect import collect
+    from flows.stages.stores import open_lake
+    from flows.stages.reports import analyze_markdown, collect_markdown
 
     failed = False
     if not analyze_only:
@@ -134,7 +135,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "analyze":
         return _run(config, analyze_only=True)
     if args.command == "classify":
-        from flows.nlp import load_backend
+        from flows.nlp.backend import load_backend
         from flows.nlp.classify import classify_file
 
         backend = load_backend(
@@ -147,7 +148,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         print(f"{rows:,} rows classified with {backend.model_id} → {args.output}")
         return 0
     if args.command == "download-models":
-        from flows.nlp.tweetnlp_backend import download_models
+        from flows.nlp.tweetnlp.backend import download_models
 
         keys = {
             "sentiment": "sentiment_model",
@@ -167,13 +168,13 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         print(f"Dashboard on http://{args.host}:{args.port} over {warehouse} (Ctrl+C stops it)")
         return run_dashboard(warehouse, port=args.port, host=args.host)
     if args.command == "serve":
-        from flows.serve import serve
+        from flows.orchestration.serve import serve
 
         # a deployment's `config_path: null` means ./configuration.conf: honour --config instead
         serve(args.prefect_file, config_path=str(args.config) if args.config else None)
         return 0
     if args.command == "looker-url":
-        from flows.looker import looker_url
+        from flows.warehouse.looker import looker_url
 
         print(looker_url(config.warehouse, args.report_name, args.template))
         return 0
@@ -193,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
 
-    from flows.lock import LakeBusy
-    from flows.nlp import BackendUnavailable
-    from flows.warehouse import WarehouseError
+    from flows.lake.lock import LakeBusy
+    from flows.nlp.backend import BackendUnavailable
+    from flows.warehouse.base import WarehouseError
 
     try:
         return _dispatch(args, config)

@@ -22,18 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flows.nlp.tweetnlp.settings import TweetnlpConfig
+from flows.sources.registry import SOURCE_SETTINGS  # sources declare their own sections
+from flows.settings import LAKE_SCHEMES, NLP_BACKENDS, NLP_DEVICES, NLP_PRECISIONS, ConfigError
+
 DEFAULT_PATH = Path("configuration.conf")
 ENV_PREFIX = "PULSE"
 
-LAKE_SCHEMES = ("file", "gs")
-WAREHOUSE_SCHEMES = ("duckdb", "bigquery")
-NLP_BACKENDS = ("lite", "tweetnlp")
-NLP_DEVICES = ("auto", "cpu", "cuda")
-NLP_PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # how flows.nlp.engine may run a model
-
-
-class ConfigError(ValueError):
-    """A configuration key is missing, unknown or has a wrong value."""
 
 
 @dataclass(frozen=True)
@@ -74,20 +69,6 @@ class PipelineConfig:
     nlp_backend: str = "lite"
     nlp_device: str = "auto"
     nlp_batch_size: int = 64
-
-
-@dataclass(frozen=True)
-class TweetnlpConfig:
-    """`[tweetnlp]`: the models of the tweetnlp NLP backend and how they run."""
-
-    # a Hugging Face model name or a local folder; empty: tweetnlp's default model for the task
-    sentiment_model: str = ""
-    topic_model: str = ""
-    precision: str = "auto"  # see flows.nlp.engine
-    token_budget: int = 0  # padded tokens per batch; 0: 1024 on CPU, 65536 on CUDA
-    # named entities through tweetnlp's NER (e.g. tner/roberta-large-tweetner7-all); empty: the
-    # gazetteer of data tools and companies
-    ner_model: str = ""
 
 
 @dataclass(frozen=True)
@@ -239,8 +220,6 @@ def load_config(path: str | Path | None = None, *, embedded: bool = False) -> Co
         >>> load_config(None).pipeline.nlp_backend
         'lite'
     """
-    from flows.sources import SOURCE_SETTINGS  # sources declare their own typed sections
-
     sections: dict[str, dict[str, str]] = {}
     where = "the embedded default"
     if path is not None or (DEFAULT_PATH.exists() and not embedded):
@@ -294,8 +273,6 @@ def check_warehouse_url(url: str, what: str) -> None:
 
 
 def _validate(config: Config, where: str) -> None:
-    from flows.sources import SOURCE_SETTINGS
-
     hashtag = config.twitter.hashtag
     if not re.fullmatch(r"\w{1,100}", hashtag):
         raise ConfigError(

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pytest
 from conftest import EchoBackend, make_posts
 
-from flows import analyze
-from flows.collect import collect
+from flows.stages import analyze
+from flows.stages.collect import collect
 from flows.config import load_config
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
 

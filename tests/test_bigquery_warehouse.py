@@ -22,8 +22,8 @@ import pytest  # noqa: E402
 from google.auth.credentials import AnonymousCredentials  # noqa: E402
 
 from dashboard import queries  # noqa: E402
-from flows.lake import Lake  # noqa: E402
-from flows.warehouse import WarehouseError, open_warehouse  # noqa: E402
+from flows.lake.lake import Lake  # noqa: E402
+from flows.warehouse.base import WarehouseError, open_warehouse  # noqa: E402
 from flows.schema import posts_table  # noqa: E402
 from flows.warehouse.bigquery_warehouse import BigQueryWarehouse, bigquery_schema  # noqa: E402
 from flows.warehouse.views import POST_NLP, VIEW_NAMES  # noqa: E402
@@ -301,7 +301,7 @@ def test_analyze_loads_a_gcs_lake_into_bigquery_once(
 ):
     import google.auth
 
-    from flows.analyze import analyze
+    from flows.stages.analyze import analyze
     from flows.config import load_config
 
     # application-default credentials, as on the VM, but anonymous: the emulators check none

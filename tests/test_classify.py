@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import EchoBackend
 
-from flows.nlp import classify, load_backend
+from flows.nlp import classify
+from flows.nlp.backend import load_backend
 from flows.nlp.classify import classify_file
 from flows.schema import NLP_RESULT_SCHEMA
 

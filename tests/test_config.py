@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from flows.config import ConfigError, load_config
+from flows.config import load_config
+from flows.settings import ConfigError
 
 
 def write(tmp_path, text: str):

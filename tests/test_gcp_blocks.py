@@ -143,8 +143,9 @@ def test_missing_settings_and_bad_key_files_fail_clearly(env, tmp_path):
 
 STORES = """
 import json, sys
-from flows.config import ConfigError, load_config
-from flows.stores import gcp_credentials, open_lake
+from flows.config import load_config
+from flows.settings import ConfigError
+from flows.stages.stores import gcp_credentials, open_lake
 config = load_config(sys.argv[1])
 try:
     credentials, project = gcp_credentials(config)
@@ -175,7 +176,7 @@ def test_the_gcp_lake_and_warehouse_take_the_credentials_block_named_in_the_conf
     key_file = tmp_path / "key.json"
     key_file.write_text(json.dumps(KEY))
     assert run("--key-file", str(key_file), env=env, cwd=tmp_path).returncode == 0
-    # the flows' own path (flows.stores): the block's service account reaches gcsfs
+    # the flows' own path (flows.stages.stores): the block's service account reaches gcsfs
     assert stores(tmp_path / "configuration.conf", env) == {
         "email": KEY["client_email"],
         "project": "pulse-proj",

@@ -16,10 +16,10 @@ os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402
 
-from flows.lake import Lake  # noqa: E402
-from flows.lock import LakeBusy  # noqa: E402
+from flows.lake.lake import Lake  # noqa: E402
+from flows.lake.lock import LakeBusy  # noqa: E402
 from flows.schema import POST_SCHEMA  # noqa: E402
-from flows.sources import Cursor  # noqa: E402
+from flows.sources.base import Cursor  # noqa: E402
 from servers import fake_gcs  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
@@ -99,7 +99,7 @@ def test_a_lock_on_gcs_outlives_its_ttl_while_held_and_frees_when_its_holder_die
 ):
     holder = f"""
 import os, sys, time
-from flows.lake import Lake
+from flows.lake.lake import Lake
 lake = Lake({lake_url!r}, endpoint_url={endpoint!r}, token="anon", project="t")
 with lake.lock("analyze", ttl=1):
     print("held", flush=True)

@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conftest import make_post
-from flows.lake import Lake
+from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA, posts_table
-from flows.sources import Cursor
+from flows.sources.base import Cursor
 
 
 def test_write_partitions_by_source_and_created_date(tmp_path, posts):

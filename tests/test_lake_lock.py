@@ -15,8 +15,8 @@ import fsspec
 import pyarrow.parquet as pq
 import pytest
 
-from flows.lake import Lake
-from flows.lock import LakeBusy, lake_lock
+from flows.lake.lake import Lake
+from flows.lake.lock import LakeBusy, lake_lock
 
 ROOT = Path(__file__).parent.parent
 

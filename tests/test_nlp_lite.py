@@ -15,12 +15,8 @@ import pyarrow as pa
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from flows.nlp import (
-    Backend,
-    BackendUnavailable,
-    classify_texts,
-    load_backend,
-)
+from flows.nlp.backend import Backend, BackendUnavailable, load_backend
+from flows.nlp.stream import classify_texts
 from flows.nlp.gazetteer import _ALIASES, _MATCHER, _alias_tokens, find_entities
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
 

@@ -22,10 +22,10 @@ from bench.precision import (
     with_int8,
     with_weights,
 )
-from flows.config import TweetnlpConfig
-from flows.nlp import BackendUnavailable
+from flows.nlp.tweetnlp.settings import TweetnlpConfig
+from flows.nlp.backend import BackendUnavailable
 from flows.nlp.engine import resolve_precision
-from flows.nlp.tweetnlp_backend import TweetnlpBackend
+from flows.nlp.tweetnlp.backend import TweetnlpBackend
 
 pytestmark = pytest.mark.filterwarnings("ignore:The `use_auth_token`:FutureWarning")
 MULTI_LABEL = {"sentiment": False, "topic_classification": True}

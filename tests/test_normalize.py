@@ -3,7 +3,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from conftest import make_post
-from flows.normalize import normalize
+from flows.stages.normalize import normalize
 from flows.schema import POST_SCHEMA, posts_table
 
 

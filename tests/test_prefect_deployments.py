@@ -20,7 +20,7 @@ import tenacity
 import yaml
 from servers import prefect_server, running
 
-from flows.serve import job_environment
+from flows.orchestration.serve import job_environment
 
 ROOT = Path(__file__).parent.parent
 AUTH = "pulse:not-a-real-password"
@@ -189,7 +189,7 @@ def test_prefect_deployments_run_through_a_worker_and_publish_their_counts(prefe
     # our own `flows.*` INFO lines reach the UI, not only Prefect's
     logs = call(prefect_api, "/logs/filter", {"logs": {"flow_run_id": {"any_": [collect["id"]]}}})
     assert any(
-        log["name"] == "flows.collect" and "sample: 300 fetched" in log["message"] for log in logs
+        log["name"] == "flows.stages.collect" and "sample: 300 fetched" in log["message"] for log in logs
     )
 
     # analyze and the parent flow at once: the lake's analyze lock lets one load the posts, once

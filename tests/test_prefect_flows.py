@@ -42,7 +42,7 @@ def test_prefect_flows_run_and_publish_counts(prefect_api, tmp_path):
         f"[pipeline]\nlake = {tmp_path / 'lake'}\nwarehouse = duckdb:///{tmp_path / 'wh.duckdb'}\n"
         "[sample]\nposts = 300\nbatch_size = 100\n"
     )
-    run_flow(prefect_api, "flows.pipeline:hashtag_pulse", config)
+    run_flow(prefect_api, "flows.orchestration.pipeline:hashtag_pulse", config)
 
     runs = httpx.post(f"{prefect_api}/flow_runs/filter", json={}, timeout=30).json()
     flows = {f["id"]: f["name"] for f in httpx.post(f"{prefect_api}/flows/filter", json={}, timeout=30).json()}
@@ -55,8 +55,8 @@ def test_prefect_flows_run_and_publish_counts(prefect_api, tmp_path):
     assert "| posts analysed |" in analysed and "lite" in analysed
 
     # a second run finds nothing new, and the warehouse keeps its counts
-    run_flow(prefect_api, "flows.web_to_gcs:web_to_gcs", config)
-    run_flow(prefect_api, "flows.gcs_to_bq:gcs_to_bq", config)
+    run_flow(prefect_api, "flows.orchestration.web_to_gcs:web_to_gcs", config)
+    run_flow(prefect_api, "flows.orchestration.gcs_to_bq:gcs_to_bq", config)
     assert "| sample | 0 | 0 |" in artifacts(prefect_api, "web-to-gcs-summary")[0]
     latest, first = artifacts(prefect_api, "gcs-to-bq-summary")[:2]
     assert "| posts analysed | 0 |" in latest

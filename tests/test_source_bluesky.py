@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fake_apis import T0, FakeBluesky, FakeTime, Reply, bluesky_post, iso, not_json, serving
 
-from flows import sources
-from flows.collect import collect_source
-from flows.config import Config, ConfigError, PipelineConfig, TwitterConfig, parse_section
-from flows.lake import Lake
+from flows.sources import registry
+from flows.stages.collect import collect_source
+from flows.config import Config, PipelineConfig, TwitterConfig, parse_section
+from flows.settings import ConfigError
+from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA, posts_table
-from flows.sources import Cursor, SourceError
+from flows.sources.base import Cursor, SourceError
 from flows.sources.bluesky import BlueskySettings, BlueskySource, post_view_to_post
 
 PASSWORD = "app-pass-word-1234"
@@ -28,7 +29,7 @@ def bsky_env(monkeypatch) -> FakeTime:
     monkeypatch.setenv("BLUESKY_APP_PASSWORD", PASSWORD)
     fake = FakeTime()
     monkeypatch.setitem(
-        sources._SOURCES, "bluesky", functools.partial(BlueskySource, **fake.options())
+        registry._SOURCES, "bluesky", functools.partial(BlueskySource, **fake.options())
     )
     return fake
 

@@ -14,10 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import make_posts
 
-from flows.config import ConfigError, parse_section
+from flows.config import parse_section
+from flows.settings import ConfigError
 from flows.schema import POST_SCHEMA
-from flows.sources import Batch, Cursor, SourceError
-from flows.sources.file import FileSettings, FileSource
+from flows.sources.base import Batch, Cursor, SourceError
+from flows.sources.file.source import FileSettings, FileSource
 
 T1, T2, T3, T4, T5 = (f"159000000000000000{i}" for i in range(1, 6))
 ALICE = {

@@ -9,12 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fake_apis import FakeMastodon, FakeTime, Reply, mastodon_status, not_json, serving
 
-from flows import sources
-from flows.collect import collect_source
-from flows.config import Config, ConfigError, PipelineConfig, TwitterConfig, parse_section
-from flows.lake import Lake
+from flows.sources import registry
+from flows.stages.collect import collect_source
+from flows.config import Config, PipelineConfig, TwitterConfig, parse_section
+from flows.settings import ConfigError
+from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA, posts_table
-from flows.sources import Cursor, SourceError
+from flows.sources.base import Cursor, SourceError
 from flows.sources.mastodon import MastodonSettings, MastodonSource, html_to_text, status_to_post
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -25,7 +26,7 @@ def sleeps(monkeypatch) -> FakeTime:
     """collect_source builds sources that record their sleeps instead of sleeping."""
     fake = FakeTime()
     monkeypatch.setitem(
-        sources._SOURCES, "mastodon", functools.partial(MastodonSource, **fake.options())
+        registry._SOURCES, "mastodon", functools.partial(MastodonSource, **fake.options())
     )
     return fake
 

@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fake_apis import T0, FakeReddit, FakeTime, Reply, not_json, reddit_link, serving
 
-from flows import sources
-from flows.collect import collect_source
-from flows.config import Config, ConfigError, PipelineConfig, TwitterConfig, parse_section
-from flows.lake import Lake
+from flows.sources import registry
+from flows.stages.collect import collect_source
+from flows.config import Config, PipelineConfig, TwitterConfig, parse_section
+from flows.settings import ConfigError
+from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA, posts_table
-from flows.sources import Cursor, SourceError
+from flows.sources.base import Cursor, SourceError
 from flows.sources.reddit import RedditSettings, RedditSource, link_to_post
 
 SECRET = "app-secret-value"
@@ -28,7 +29,7 @@ def reddit_env(monkeypatch) -> FakeTime:
     monkeypatch.setenv("REDDIT_CLIENT_SECRET", SECRET)
     fake = FakeTime()
     monkeypatch.setitem(
-        sources._SOURCES, "reddit", functools.partial(RedditSource, **fake.options())
+        registry._SOURCES, "reddit", functools.partial(RedditSource, **fake.options())
     )
     return fake
 

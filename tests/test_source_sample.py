@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 
-from flows.config import ConfigError, parse_section
+from flows.config import parse_section
+from flows.settings import ConfigError
 from flows.schema import POST_SCHEMA
-from flows.sources import Cursor, SourceError
-from flows.sources.sample import SampleSettings, SampleSource, generate_posts
+from flows.sources.base import Cursor, SourceError
+from flows.sources.sample.source import SampleSettings, SampleSource, generate_posts
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 N = 20_000

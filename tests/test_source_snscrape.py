@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import pytest
 from fake_apis import FakeMastodon, FakeTime, mastodon_status, serving
 
-from flows import sources
-from flows.collect import collect, collect_source
+from flows.sources import registry
+from flows.stages.collect import collect, collect_source
 from flows.config import Config, PipelineConfig, TwitterConfig
-from flows.lake import Lake
+from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA
-from flows.sources import Cursor, SourceError
+from flows.sources.base import Cursor, SourceError
 from flows.sources.mastodon import MastodonSettings, MastodonSource
 from flows.sources.snscrape import SnscrapeSettings, SnscrapeSource
 
@@ -112,7 +112,7 @@ def test_snscrape_refusal_stops_only_that_source(tmp_path, fake_snscrape, monkey
     fake_snscrape.refuse = True
     fake = FakeTime()
     monkeypatch.setitem(
-        sources._SOURCES, "mastodon", functools.partial(MastodonSource, **fake.options())
+        registry._SOURCES, "mastodon", functools.partial(MastodonSource, **fake.options())
     )
     api = FakeMastodon([mastodon_status(i + 1, "social.example", i) for i in range(12)])
     with serving(api):

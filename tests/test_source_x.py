@@ -10,13 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fake_apis import FakeTime, FakeX, Reply, not_json, serving, snowflake, x_tweet
 
-from flows import sources
-from flows.collect import collect_source
-from flows.config import Config, ConfigError, PipelineConfig, TwitterConfig, parse_section
-from flows.lake import Lake
+from flows.sources import registry
+from flows.stages.collect import collect_source
+from flows.config import Config, PipelineConfig, TwitterConfig, parse_section
+from flows.settings import ConfigError
+from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA
-from flows.sources import Cursor, SourceError
-from flows.sources.file import FileSettings, FileSource
+from flows.sources.base import Cursor, SourceError
+from flows.sources.file.source import FileSettings, FileSource
 from flows.sources.x import XSettings, XSource
 
 TOKEN = "test-bearer-token"
@@ -27,7 +28,7 @@ def x_env(monkeypatch) -> FakeTime:
     """The bearer token in the environment, and sources that record their sleeps."""
     monkeypatch.setenv("X_BEARER_TOKEN", TOKEN)
     fake = FakeTime()
-    monkeypatch.setitem(sources._SOURCES, "x", functools.partial(XSource, **fake.options()))
+    monkeypatch.setitem(registry._SOURCES, "x", functools.partial(XSource, **fake.options()))
     return fake
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 
 from flows.schema import NLP_SCHEMA, posts_table
-from flows.warehouse import WarehouseError, WarehouseLockedError, open_warehouse
+from flows.warehouse.base import WarehouseError, WarehouseLockedError, open_warehouse
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
 from flows.warehouse.views import POST_NLP, VIEW_NAMES, TableSpec, create_table_sql
 from flows.warehouse.views import POSTS as POSTS_TABLE

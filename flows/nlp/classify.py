@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from flows.nlp import CHUNK_TEXTS, Backend, classify_texts
+from flows.nlp.backend import CHUNK_TEXTS, Backend
+from flows.nlp.stream import classify_texts
 from flows.schema import NLP_RESULT_SCHEMA
 
 INPUT_TYPES = {

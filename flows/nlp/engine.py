@@ -43,7 +43,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from flows.config import NLP_PRECISIONS
+from flows.settings import NLP_PRECISIONS
 
 # Padded tokens per batch. On the CPU ~25 posts of 40 tokens: 1,024-2,048 ran 10-20% faster than
 # 4,096 (bench/nlp.py, 2 AVX-512 cores, fp32 and bf16), whose activations outgrow the caches. A GPU

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from flows.sources import Cursor
+from flows.sources.base import Cursor
 from flows.sources.http import (
     USER_AGENT,
     HttpClient,

@@ -32,9 +32,9 @@ from typing import Any, ClassVar, Self
 import httpx
 import tenacity
 
-from flows.config import ConfigError
+from flows.settings import ConfigError
 from flows.schema import posts_table
-from flows.sources import Batch, Cursor, SourceError
+from flows.sources.base import Batch, Cursor, SourceError
 
 log = logging.getLogger(__name__)
 

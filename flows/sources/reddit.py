@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from flows.config import ConfigError
+from flows.settings import ConfigError
 from flows.sources.http import (
     HttpClient,
     MultiStreamSource,

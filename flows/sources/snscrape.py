@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flows.sources import SourceError
-from flows.sources.file import x_page_posts
+from flows.sources.base import SourceError
+from flows.sources.file.source import x_page_posts
 from flows.sources.http import Page, PagedSource, Record, Walk
 
 WORKING_SOURCES = (

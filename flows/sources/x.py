@@ -4,7 +4,7 @@
 100 posts a page, with ``meta.next_token`` for the older page and ``meta.newest_id``; ``since_id``
 bounds a walk at the newest post of the previous run. Authors come through
 ``expansions=author_id``. Pages are mapped by the file source's X mapping
-(`flows.sources.file.x_page_posts`), so live and imported X posts are the same rows.
+(`flows.sources.file.source.x_page_posts`), so live and imported X posts are the same rows.
 
 Every post and every author returned is billed (pay per use): ``[x] retweets = false`` (the
 default) leaves retweets out of the query, and ``[twitter_config] limit`` caps a run.
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flows.sources.file import x_page_posts
+from flows.sources.file.source import x_page_posts
 from flows.sources.http import (
     BearerToken,
     HttpClient,

@@ -25,7 +25,7 @@ import sqlglot
 from google.api_core import exceptions as google_errors
 from google.cloud import bigquery
 
-from flows.warehouse import Warehouse, WarehouseError
+from flows.warehouse.base import Warehouse, WarehouseError
 from flows.warehouse.views import (
     POST_NLP,
     POSTS,

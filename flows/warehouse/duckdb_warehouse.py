@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from flows.warehouse import Warehouse, WarehouseError, WarehouseLockedError
+from flows.warehouse.base import Warehouse, WarehouseError, WarehouseLockedError
 from flows.warehouse.views import (
     POST_NLP,
     POSTS,

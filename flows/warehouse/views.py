@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from flows.schema import NLP_RESULT_SCHEMA, NLP_SCHEMA, POST_SCHEMA
-from flows.warehouse import WarehouseError
+from flows.warehouse.base import WarehouseError
 
 
 @dataclass(frozen=True)

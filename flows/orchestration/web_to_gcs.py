@@ -7,10 +7,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
-from flows.collect import SourceReport, check_sources, collect_source
+from flows.stages.collect import SourceReport, check_sources, collect_source
 from flows.config import Config, load_config
-from flows.prefect_ui import show_logs_in_ui
-from flows.summary import collect_markdown
+from flows.orchestration.prefect_ui import show_logs_in_ui
+from flows.stages.reports import collect_markdown
 
 
 @task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE, task_run_name="collect-{name}")

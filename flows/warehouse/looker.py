@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from urllib.parse import quote, urlencode
 
-from flows.warehouse import WarehouseError
+from flows.warehouse.base import WarehouseError
 
 CREATE_URL = "https://lookerstudio.google.com/reporting/create"
 

@@ -35,8 +35,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from flows.config import TweetnlpConfig
-from flows.nlp import BackendUnavailable
+from flows.nlp.tweetnlp.settings import TweetnlpConfig
+from flows.nlp.backend import BackendUnavailable
 from flows.nlp.engine import Engine, Part, limit_torch_threads, resolve_precision
 from flows.nlp.gazetteer import CAPITALISED_ONLY, GAZETTEER, find_all_entities
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flows.schema import POST_SCHEMA, posts_table
-from flows.sources import Batch, Cursor, SourceError
+from flows.sources.base import Batch, Cursor, SourceError
 
 FORMATS_HELP = (
     "The file source reads JSONL, CSV or Parquet files (JSONL and CSV may be gzipped) holding one "

@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from flows.config import Config, ConfigError
-from flows.lake import Lake
-from flows.warehouse import Warehouse, open_warehouse
+from flows.config import Config
+from flows.settings import ConfigError
+from flows.lake.lake import Lake
+from flows.warehouse.base import Warehouse, open_warehouse
 
 
 @functools.cache

@@ -6,10 +6,10 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from flows.analyze import AnalyzeReport, analyze
+from flows.stages.analyze import AnalyzeReport, analyze
 from flows.config import Config, load_config
-from flows.prefect_ui import ProgressArtifact, show_logs_in_ui
-from flows.summary import analyze_markdown
+from flows.orchestration.prefect_ui import ProgressArtifact, show_logs_in_ui
+from flows.stages.reports import analyze_markdown
 
 
 @task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE)

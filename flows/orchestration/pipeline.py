@@ -6,9 +6,9 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
 from flows.config import load_config
-from flows.gcs_to_bq import gcs_to_bq
-from flows.summary import analyze_markdown, collect_markdown
-from flows.web_to_gcs import web_to_gcs
+from flows.orchestration.gcs_to_bq import gcs_to_bq
+from flows.stages.reports import analyze_markdown, collect_markdown
+from flows.orchestration.web_to_gcs import web_to_gcs
 
 
 @flow(name="hashtag-pulse")

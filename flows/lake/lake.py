@@ -5,7 +5,7 @@ Layout under the lake root (a local folder or ``gs://bucket/prefix``, through fs
     posts/source=<source>/date=<YYYY-MM-DD>/<run id>-<seq>.parquet   one file per partition per batch
     _state/cursors.json      per source and hashtag: the Cursor that holds after the last batch
     _state/manifest.json     every posts file, its row count, and which (model, warehouse) loaded it
-    _state/<name>.lock       locks (`flows.lock`): one collector per source, one analyzer, and a
+    _state/<name>.lock       locks (`flows.lake.lock`): one collector per source, one analyzer, and a
                              short one around each read-modify-write of the JSON state above
 
 A post's partition follows from its own ``created_at``, which never changes, so a post can only
@@ -36,9 +36,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from flows.lock import lake_lock
+from flows.lake.lock import lake_lock
 from flows.schema import POST_SCHEMA
-from flows.sources import Cursor
+from flows.sources.base import Cursor
 
 POSTS_DIR = "posts"
 STATE_DIR = "_state"
@@ -122,7 +122,7 @@ class Lake:
     def lock(self, name: str, **options: float) -> AbstractContextManager[None]:
         """Hold ``_state/<name>.lock`` for a `with` block, against every other process and machine.
 
-        Options are those of `flows.lock.lake_lock` (``wait``, ``ttl``); `flows.lock.LakeBusy` is
+        Options are those of `flows.lake.lock.lake_lock` (``wait``, ``ttl``); `flows.lake.lock.LakeBusy` is
         raised when the lock stays held longer than ``wait``.
         """
         return lake_lock(self.fs, self._path(STATE_DIR, f"{name}.lock"), purpose=name, **options)

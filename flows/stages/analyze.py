@@ -1,4 +1,4 @@
-"""Analyze: lake → NLP → warehouse. Plain functions; `flows.gcs_to_bq` wraps them for Prefect.
+"""Analyze: lake → NLP → warehouse. Plain functions; `flows.orchestration.gcs_to_bq` wraps them for Prefect.
 
 Files the manifest has not marked as loaded into this warehouse with this model are read in
 groups, their posts merged into the warehouse, the posts with no result for the model classified
@@ -25,11 +25,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows.config import Config
-from flows.lake import Lake
-from flows.nlp import CHUNK_TEXTS, Backend, classify_texts, load_backend
+from flows.lake.lake import Lake
+from flows.nlp.backend import CHUNK_TEXTS, Backend, load_backend
+from flows.nlp.stream import classify_texts
 from flows.schema import NLP_SCHEMA, UTC_TIMESTAMP
-from flows.stores import open_config_warehouse, open_lake
-from flows.warehouse import Warehouse
+from flows.stages.stores import open_config_warehouse, open_lake
+from flows.warehouse.base import Warehouse
 from flows.warehouse.views import POSTS
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows.schema import POST_SCHEMA, UTC_TIMESTAMP
-from flows.sources import Batch, Cursor, SourceError
+from flows.sources.base import Batch, Cursor, SourceError
 
 
 @dataclass(frozen=True)

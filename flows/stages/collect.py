@@ -1,4 +1,4 @@
-"""Collect: sources → normalize → lake. Plain functions; `flows.web_to_gcs` wraps them for Prefect.
+"""Collect: sources → normalize → lake. Plain functions; `flows.orchestration.web_to_gcs` wraps them for Prefect.
 
 Each batch is written to the lake before its cursor is saved, so a run that stops anywhere
 resumes after the last batch that landed, and a batch seen twice is de-duplicated by the lake.
@@ -14,10 +14,11 @@ from datetime import datetime, timezone
 from tqdm.auto import tqdm
 
 from flows.config import Config
-from flows.lake import Lake
-from flows.normalize import normalize
-from flows.sources import Cursor, SourceError, make_source
-from flows.stores import open_lake
+from flows.lake.lake import Lake
+from flows.stages.normalize import normalize
+from flows.sources.base import Cursor, SourceError
+from flows.sources.registry import make_source
+from flows.stages.stores import open_lake
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def collect_source(
 
     A `SourceError` (the source cannot run: refused, misconfigured) ends this source only; it is
     reported, not raised, so the other sources still run. Anything else propagates, so that
-    callers can retry: a retry resumes from the last saved cursor. `flows.lock.LakeBusy` is raised
+    callers can retry: a retry resumes from the last saved cursor. `flows.lake.lock.LakeBusy` is raised
     when another run keeps collecting this source for longer than the lock's wait.
     """
     lake = lake or open_lake(config)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from flows.analyze import AnalyzeReport
-from flows.collect import SourceReport
+from flows.stages.analyze import AnalyzeReport
+from flows.stages.collect import SourceReport
 
 
 def collect_markdown(hashtag: str, lake: str, reports: Sequence[SourceReport]) -> str:

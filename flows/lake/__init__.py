@@ -1,0 +1,1 @@
+"""The lake: Parquet files of posts and the state beside them (cursors, manifest, locks)."""

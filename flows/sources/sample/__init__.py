@@ -1,0 +1,1 @@
+"""The `sample` source: a deterministic, realistic month of posts, offline, for the demo."""
