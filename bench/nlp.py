@@ -187,7 +187,7 @@ def run(args: argparse.Namespace, texts: list[str], posts: int, folder: Path) ->
     import torch
 
     from flows.nlp.engine import Engine
-    from flows.nlp.tweetnlp.backend import import_tweetnlp, speed_up_link_search
+    from flows.nlp.tweetnlp.patches import import_tweetnlp, speed_up_link_search
 
     start = time.perf_counter()
     build_model(folder / "sentiment", texts[:5000])

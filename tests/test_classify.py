@@ -13,7 +13,7 @@ import pytest
 from conftest import EchoBackend
 
 from flows.nlp import classify
-from flows.nlp.backend import load_backend
+from flows.nlp.registry import load_backend
 from flows.nlp.classify import classify_file
 from flows.schema import NLP_RESULT_SCHEMA
 

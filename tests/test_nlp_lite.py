@@ -15,7 +15,8 @@ import pyarrow as pa
 import pytest
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from flows.nlp.backend import Backend, BackendUnavailable, load_backend
+from flows.nlp.backend import Backend, BackendUnavailable
+from flows.nlp.registry import load_backend
 from flows.nlp.stream import classify_texts
 from flows.nlp.gazetteer import _ALIASES, _MATCHER, _alias_tokens, find_entities
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
@@ -240,9 +241,9 @@ def test_model_id_is_stable_and_follows_the_data(
 ) -> None:
     from flows.nlp import lite
 
-    assert re.fullmatch(r"lite-v2\.[0-9a-f]{8}/vader-3\.3\.2\+all-MiniLM-L6-v2", backend.model_id)
+    assert re.fullmatch(r"lite-v3\.[0-9a-f]{8}/vader-3\.3\.2\+all-MiniLM-L6-v2", backend.model_id)
     digest = lite._data_digest()
-    assert backend.model_id.startswith(f"lite-v2.{digest}/")
+    assert backend.model_id.startswith(f"lite-v3.{digest}/")
     assert load_backend("lite", device="cpu").model_id == backend.model_id
     monkeypatch.setattr(lite, "TOPIC_CENTRE", lite.TOPIC_CENTRE + 0.01)
     assert lite._data_digest() != digest

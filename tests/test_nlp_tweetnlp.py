@@ -30,12 +30,15 @@ from flows.stages.analyze import analyse_posts
 from flows.config import load_config
 from flows.nlp.tweetnlp.settings import TweetnlpConfig
 from flows.settings import ConfigError
-from flows.nlp.backend import BackendUnavailable, load_backend
+from flows.nlp.backend import BackendUnavailable
+from flows.nlp.registry import load_backend
 from flows.nlp.stream import classify_texts
 from flows.nlp import engine as engine_module
 from flows.nlp.engine import Engine, _batch_stops, _gather, _pad
 from flows.nlp.gazetteer import find_entities
-from flows.nlp.tweetnlp.backend import DEFAULT_MODELS, TweetnlpBackend, _TldsAtStarts, locate
+from flows.nlp.tweetnlp.backend import TweetnlpBackend
+from flows.nlp.tweetnlp.models import DEFAULT_MODELS, locate
+from flows.nlp.tweetnlp.patches import _TldsAtStarts
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
 from tests.conftest import make_posts
@@ -366,7 +369,7 @@ def test_tweetnlp_workers_end_quietly_with_the_program(models: TweetnlpConfig) -
     """A program that never closes its backend ends cleanly, its workers stopped."""
     code = (
         "import sys\n"
-        "from flows.config import TweetnlpConfig\n"
+        "from flows.nlp.tweetnlp.settings import TweetnlpConfig\n"
         "from flows.nlp.tweetnlp.backend import TweetnlpBackend\n"
         "settings = TweetnlpConfig(sys.argv[1], sys.argv[2], 'fp32')\n"
         "backend = TweetnlpBackend(settings, device='cpu', workers=2)\n"
@@ -383,7 +386,7 @@ def test_tweetnlp_import_leaves_the_tokenizer_parallel() -> None:
     not let it (the reload shows that tweetnlp still would)."""
     code = (
         "import importlib, os\n"
-        "from flows.nlp.tweetnlp.backend import import_tweetnlp\n"
+        "from flows.nlp.tweetnlp.patches import import_tweetnlp\n"
         "import_tweetnlp()\n"
         "print(os.environ.get('TOKENIZERS_PARALLELISM'))\n"
         "importlib.reload(importlib.import_module('tweetnlp.text_classification.trainer'))\n"

@@ -53,7 +53,7 @@ def classify_file(
     Args:
         input: the file to read; its type comes from its extension.
         output: the file to write (replaced if it exists); its type comes from its extension.
-        backend: from ``flows.nlp.load_backend``.
+        backend: from ``flows.nlp.registry.load_backend``.
         progress: show a progress bar on stderr.
         chunk_size: rows read, classified and written at a time; None: ``CHUNK_TEXTS`` of the
             backend's device.

@@ -24,7 +24,7 @@ def classify_texts(
     """Classify a stream of texts, each distinct text once, chunk by chunk.
 
     Args:
-        backend: from :func:`load_backend`.
+        backend: from `flows.nlp.registry.load_backend`.
         texts: any iterable; read ``chunk_size`` texts at a time.
         chunk_size: texts per yielded table (the last one may be shorter).
         progress: show a progress bar (tqdm) on stderr.
