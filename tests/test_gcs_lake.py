@@ -16,10 +16,10 @@ os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 import pyarrow as pa  # noqa: E402
 import pytest  # noqa: E402
 
+from flows.cursors import Walk, WalkCursor  # noqa: E402
 from flows.lake.lake import Lake  # noqa: E402
 from flows.lake.lock import LakeBusy  # noqa: E402
 from flows.schema import POST_SCHEMA  # noqa: E402
-from flows.sources.base import Cursor  # noqa: E402
 from servers import fake_gcs  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
@@ -75,13 +75,13 @@ def test_writes_dedupe_and_manifest_on_gcs(lake_url, endpoint, posts):
 
 def test_cursors_round_trip_on_gcs(lake_url, endpoint):
     lake = gcs_lake(lake_url, endpoint)
-    assert lake.read_cursor("x", "dataengineering") == Cursor()
+    assert lake.read_cursor("x", "dataengineering") == WalkCursor()
     newest = datetime(2026, 11, 2, tzinfo=timezone.utc)
-    cursor = Cursor(newest_id="42", newest_time=newest, resume="tok")
+    cursor = WalkCursor({"": "42"}, Walk(top="50", token="tok"), newest)
     lake.save_cursor("x", "dataengineering", cursor)
-    lake.save_cursor("x", "duckdb", Cursor(newest_id="7"))
+    lake.save_cursor("x", "duckdb", WalkCursor({"": "7"}))
     assert gcs_lake(lake_url, endpoint).read_cursor("x", "dataengineering") == cursor
-    assert gcs_lake(lake_url, endpoint).read_cursor("x", "duckdb").newest_id == "7"
+    assert gcs_lake(lake_url, endpoint).read_cursor("x", "duckdb").floors == {"": "7"}
 
 
 def test_the_lock_on_gcs_has_one_holder(lake_url, endpoint):

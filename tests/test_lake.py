@@ -7,9 +7,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conftest import make_post
+from flows.cursors import FileCursor, FilePosition, SampleCursor, Walk, WalkCursor
 from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA, posts_table
-from flows.sources.base import Cursor
 
 
 def test_write_partitions_by_source_and_created_date(tmp_path, posts):
@@ -91,12 +91,18 @@ def test_first_occurrence_wins_within_a_batch(tmp_path):
 
 def test_cursors_round_trip_per_source_and_hashtag(tmp_path):
     lake = Lake(str(tmp_path))
-    assert lake.read_cursor("x", "dataengineering") == Cursor()
-    cursor = Cursor(newest_id="42", newest_time=datetime(2026, 11, 2, tzinfo=timezone.utc), resume="tok")
+    assert lake.read_cursor("x", "dataengineering") == WalkCursor()
+    assert lake.read_cursor("sample", "dataengineering") == SampleCursor()
+    newest = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    cursor = WalkCursor({"": "42"}, Walk(top="50", token="tok", skip=3), newest)
     lake.save_cursor("x", "dataengineering", cursor)
-    lake.save_cursor("x", "duckdb", Cursor(newest_id="7"))
-    assert Lake(str(tmp_path)).read_cursor("x", "dataengineering") == cursor
-    assert lake.read_cursor("x", "duckdb").newest_id == "7"
+    lake.save_cursor("x", "duckdb", WalkCursor({"": "7"}))
+    imported = FileCursor(("/a.csv:10:1",), FilePosition("/b.csv:20:2", 5, 1), newest)
+    lake.save_cursor("file", "dataengineering", imported)
+    again = Lake(str(tmp_path))
+    assert again.read_cursor("x", "dataengineering") == cursor
+    assert again.read_cursor("file", "dataengineering") == imported
+    assert lake.read_cursor("x", "duckdb").floors == {"": "7"}
 
 
 def test_manifest_tracks_what_each_target_has_loaded(tmp_path, posts):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +15,8 @@ from flows.config import Config, PipelineConfig, TwitterConfig, parse_section
 from flows.settings import ConfigError
 from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA, posts_table
-from flows.sources.base import Cursor, SourceError
+from flows.cursors import WalkCursor
+from flows.sources.base import SourceError
 from flows.sources.bluesky import BlueskySettings, BlueskySource, post_view_to_post
 
 PASSWORD = "app-pass-word-1234"
@@ -114,7 +114,7 @@ def test_bluesky_logs_in_pages_and_then_collects_only_newer(tmp_path, bsky_env):
         cursor = lake.read_cursor("bluesky", "dataengineering")
         # the newest post's sortAt: its createdAt, 2 s before it was indexed
         newest = T0 + timedelta(minutes=229, seconds=-2)
-        assert cursor.resume is None and cursor.newest_time == newest
+        assert cursor.walk is None and cursor.newest_time == newest
 
         api.posts += [bluesky_post(n) for n in range(230, 240)]
         api.requests.clear()
@@ -144,7 +144,7 @@ def test_bluesky_expired_access_token_is_refreshed_and_the_request_repeated(bsky
     api = FakeBluesky([bluesky_post(n) for n in range(50)], access_uses=2)
     with serving(api):
         source = BlueskySource(settings(api, page_size=10), **bsky_env.options())
-        batches = list(source.fetch("dataengineering", Cursor(), None))
+        batches = list(source.fetch("dataengineering", WalkCursor(), None))
     assert sum(b.posts.num_rows for b in batches) == 50
     paths = [r.path.rsplit(".", 1)[-1] for r in api.requests]
     assert paths[:5] == [
@@ -165,7 +165,7 @@ def test_bluesky_logs_in_again_when_the_refresh_token_is_refused(bsky_env):
     )
     with serving(api):
         source = BlueskySource(settings(api, page_size=10), **bsky_env.options())
-        assert sum(b.posts.num_rows for b in source.fetch("dataengineering", Cursor(), None)) == 30
+        assert sum(b.posts.num_rows for b in source.fetch("dataengineering", WalkCursor(), None)) == 30
     paths = [r.path.rsplit(".", 1)[-1] for r in api.requests]
     # the first refresh is refused: log in again; the second refresh works
     assert paths[:6] == [
@@ -186,7 +186,7 @@ def test_bluesky_wrong_password_says_what_to_fix(bsky_env, monkeypatch, caplog):
     with serving(api):
         source = BlueskySource(settings(api), **bsky_env.options())
         with pytest.raises(SourceError) as error:
-            list(source.fetch("dataengineering", Cursor(), None))
+            list(source.fetch("dataengineering", WalkCursor(), None))
     message = str(error.value)
     assert "createSession answered 401" in message and "Invalid identifier or password" in message
     assert "app_password_env" in message
@@ -204,7 +204,7 @@ def test_bluesky_kill_after_page_2_resumes_at_page_3(tmp_path, bsky_env):
         report = collect_source(cfg, "bluesky", "run1")
         assert report.new == 200 and "401" in report.error
         lake = Lake(cfg.lake)
-        assert json.loads(lake.read_cursor("bluesky", "dataengineering").resume)["token"] == "200"
+        assert lake.read_cursor("bluesky", "dataengineering").walk.token == "200"
 
         api.requests.clear()
         report = collect_source(cfg, "bluesky", "run2")
@@ -242,21 +242,21 @@ def test_bluesky_rate_limit_5xx_and_malformed_page(bsky_env):
     api.fail(not_json(), when=lambda r: r.query.get("cursor") == "20", times=5)
     with serving(api):
         source = BlueskySource(settings(api, page_size=10), **bsky_env.options())
-        batches = list(source.fetch("dataengineering", Cursor(), None))
+        batches = list(source.fetch("dataengineering", WalkCursor(), None))
     assert [b.posts.num_rows for b in batches] == [10, 10, 0]
     assert 59 <= bsky_env[0] <= 63  # the announced reset, then backoff for the 502
     assert (
         "searchPosts?q=%23dataengineering" in batches[-1].warnings[0]
         and "not JSON" in batches[-1].warnings[0]
     )
-    assert json.loads(batches[-1].cursor.resume)["token"] == "20"
+    assert batches[-1].cursor.walk.token == "20"
 
 
 def test_bluesky_empty_search(bsky_env):
     api = FakeBluesky([])
     with serving(api):
-        batches = list(BlueskySource(settings(api)).fetch("dataengineering", Cursor(), None))
-    assert [b.posts.num_rows for b in batches] == [0] and batches[0].cursor == Cursor()
+        batches = list(BlueskySource(settings(api)).fetch("dataengineering", WalkCursor(), None))
+    assert [b.posts.num_rows for b in batches] == [0] and batches[0].cursor == WalkCursor()
 
 
 def test_bluesky_missing_secrets_stop_before_any_request(monkeypatch):

@@ -17,7 +17,8 @@ from conftest import make_posts
 from flows.config import parse_section
 from flows.settings import ConfigError
 from flows.schema import POST_SCHEMA
-from flows.sources.base import Batch, Cursor, SourceError
+from flows.cursors import FileCursor
+from flows.sources.base import Batch, SourceError
 from flows.sources.file.source import FileSettings, FileSource
 
 T1, T2, T3, T4, T5 = (f"159000000000000000{i}" for i in range(1, 6))
@@ -289,10 +290,10 @@ def flattened(page: dict) -> list[dict]:
 
 
 def fetch(
-    *paths, cursor: Cursor | None = None, limit: int | None = None, batch_size: int = 10_000
+    *paths, cursor: FileCursor | None = None, limit: int | None = None, batch_size: int = 10_000
 ) -> list[Batch]:
     source = FileSource(FileSettings(paths=tuple(str(p) for p in paths), batch_size=batch_size))
-    return list(source.fetch("DataEngineering", cursor or Cursor(), limit))
+    return list(source.fetch("DataEngineering", cursor or FileCursor(), limit))
 
 
 def rows(batches: list[Batch]) -> list[dict]:
@@ -322,7 +323,7 @@ def test_api_pages_map_field_by_field(tmp_path):
     (batch,) = batches
     assert batch.cursor.imported == (fingerprint(path),)
     assert batch.cursor.newest_time == datetime(2022, 11, 25, 18, tzinfo=UTC)
-    assert batch.cursor.resume is None
+    assert batch.cursor.position is None
     assert batch.warnings == (f"{path} line 2: tweet {T5}: no 'created_at'; skipped",)
 
 
@@ -534,7 +535,7 @@ def test_imported_files_are_skipped_until_they_change(tmp_path):
     assert fetch(path, cursor=cursor) == []
     write_jsonl(path, PAGES[:1])
     os.utime(path, ns=(1, 1))  # a new size and modification time: a new fingerprint
-    (batch,) = fetch(path, cursor=Cursor.from_json(json.loads(str(cursor))))
+    (batch,) = fetch(path, cursor=FileCursor.from_json(cursor.to_json()))
     assert batch.posts.column("native_id").to_pylist() == [T1, T2]
     assert batch.cursor.imported == (*cursor.imported, fingerprint(path))
 
@@ -546,7 +547,7 @@ def test_batches_of_batch_size_and_resume_after_a_crash(tmp_path):
     assert batches[0].cursor.imported == ()  # the file is not finished yet
     assert batches[0].cursor.newest_time == datetime(2022, 11, 23, 11, 30, tzinfo=UTC)
     assert batches[-1].cursor.imported == (fingerprint(path),)
-    assert batches[-1].cursor.resume is None
+    assert batches[-1].cursor.position is None
     # a run that died after the first batch goes on with the posts after it
     rest = fetch(path, cursor=batches[0].cursor, batch_size=2)
     assert [p["native_id"] for p in rows(rest)] == [T3, T4]

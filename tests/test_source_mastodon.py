@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +14,8 @@ from flows.config import Config, PipelineConfig, TwitterConfig, parse_section
 from flows.settings import ConfigError
 from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA, posts_table
-from flows.sources.base import Cursor, SourceError
+from flows.cursors import WalkCursor
+from flows.sources.base import SourceError
 from flows.sources.mastodon import MastodonSettings, MastodonSource, html_to_text, status_to_post
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -129,8 +129,8 @@ def test_mastodon_pages_backwards_then_only_new_posts(tmp_path, sleeps):
         assert [q["limit"] for q in queries] == ["40"] * len(queries)
         lake = Lake(cfg.lake)
         cursor = lake.read_cursor("mastodon", "dataengineering")
-        assert cursor.resume is None
-        assert json.loads(cursor.newest_id) == {api.url: "95"}
+        assert cursor.walk is None
+        assert cursor.floors == {api.url: "95"}
         assert cursor.newest_time == datetime(2026, 11, 20, 9, 34, tzinfo=UTC)
 
         api.statuses += statuses(3, first_id=96, start=95)
@@ -170,7 +170,7 @@ def test_mastodon_kill_after_page_2_resumes_at_page_3(tmp_path, sleeps):
         assert report.new == 80
         assert "403" in report.error and "[mastodon] instances" in report.error
         lake = Lake(cfg.lake)
-        assert json.loads(lake.read_cursor("mastodon", "dataengineering").resume)["token"] == "21"
+        assert lake.read_cursor("mastodon", "dataengineering").walk.token == "21"
 
         api.requests.clear()
         report = collect_source(cfg, "mastodon", "run2")
@@ -180,7 +180,7 @@ def test_mastodon_kill_after_page_2_resumes_at_page_3(tmp_path, sleeps):
         ids = lake_ids(lake)
         assert len(ids) == len(set(ids)) == 100
         cursor = lake.read_cursor("mastodon", "dataengineering")
-        assert cursor.resume is None and json.loads(cursor.newest_id) == {api.url: "100"}
+        assert cursor.walk is None and cursor.floors == {api.url: "100"}
 
 
 def test_mastodon_limit_stops_mid_page_and_the_next_run_goes_on(tmp_path, sleeps):
@@ -240,7 +240,7 @@ def test_mastodon_waits_for_the_announced_reset_on_429(tmp_path):
     slept = FakeTime()
     with serving(api):
         source = MastodonSource(MastodonSettings(instances=(api.url,)), **slept.options())
-        batches = list(source.fetch("dataengineering", Cursor(), None))
+        batches = list(source.fetch("dataengineering", WalkCursor(), None))
     assert sum(b.posts.num_rows for b in batches) == 50
     assert len(slept) == 1 and 29 <= slept[0] <= 32
 
@@ -250,7 +250,7 @@ def test_mastodon_sleeps_before_the_window_is_spent_not_after(tmp_path):
     slept = FakeTime()
     with serving(api):
         source = MastodonSource(MastodonSettings(instances=(api.url,)), **slept.options())
-        batches = list(source.fetch("dataengineering", Cursor(), None))
+        batches = list(source.fetch("dataengineering", WalkCursor(), None))
     assert sum(b.posts.num_rows for b in batches) == 50
     assert slept and 295 <= slept[0] <= 302  # the fake's window resets in 5 minutes
     assert all(r.query for r in api.requests)  # no 429 was needed
@@ -264,7 +264,7 @@ def test_mastodon_retries_5xx_with_growing_pauses(tmp_path):
         source = MastodonSource(
             MastodonSettings(instances=(api.url,)), **slept.options(backoff=1.0)
         )
-        batches = list(source.fetch("dataengineering", Cursor(), None))
+        batches = list(source.fetch("dataengineering", WalkCursor(), None))
     assert sum(b.posts.num_rows for b in batches) == 10
     assert len(slept) == 3
     assert 1 <= slept[0] <= 2 and 2 <= slept[1] <= 3 and 4 <= slept[2] <= 5  # doubling, jitter
@@ -278,7 +278,7 @@ def test_mastodon_gives_up_after_bounded_retries(tmp_path):
             MastodonSettings(instances=(api.url,)), **FakeTime().options(attempts=3)
         )
         with pytest.raises(SourceError, match=r"answered 502 \(gave up after 3 tries\)"):
-            list(source.fetch("dataengineering", Cursor(), None))
+            list(source.fetch("dataengineering", WalkCursor(), None))
         assert len(api.requests) == 3
 
 
@@ -322,7 +322,7 @@ def test_mastodon_rate_limit_too_far_away_stops_with_when_to_come_back(tmp_path)
     with serving(api):
         source = MastodonSource(MastodonSettings(instances=(api.url,)), **FakeTime().options())
         with pytest.raises(SourceError, match="resets at .* in 120 min"):
-            list(source.fetch("dataengineering", Cursor(), None))
+            list(source.fetch("dataengineering", WalkCursor(), None))
 
 
 def test_mastodon_settings():

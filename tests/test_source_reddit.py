@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +15,8 @@ from flows.config import Config, PipelineConfig, TwitterConfig, parse_section
 from flows.settings import ConfigError
 from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA, posts_table
-from flows.sources.base import Cursor, SourceError
+from flows.cursors import WalkCursor
+from flows.sources.base import SourceError
 from flows.sources.reddit import RedditSettings, RedditSource, link_to_post
 
 SECRET = "app-secret-value"
@@ -121,7 +121,7 @@ def test_reddit_subreddit_and_search_streams_then_only_new(tmp_path, reddit_env)
         assert paths[2] == ("/search", None)
         assert all(r.headers["user-agent"].startswith("python:hashtag-pulse") for r in api.requests)
         lake = Lake(cfg.lake)
-        floors = json.loads(lake.read_cursor("reddit", "dataengineering").newest_id)
+        floors = lake.read_cursor("reddit", "dataengineering").floors
         assert set(floors) == {"r/dataengineering", "search"}
 
         api.links += [reddit_link(n) for n in range(160, 165)]
@@ -145,7 +145,7 @@ def test_reddit_kill_after_page_2_resumes_at_page_3(tmp_path, reddit_env):
         report = collect_source(cfg, "reddit", "run1")
         assert report.new == 200 and "403" in report.error and "[reddit] subreddits" in report.error
         lake = Lake(cfg.lake)
-        token = json.loads(lake.read_cursor("reddit", "dataengineering").resume)["token"]
+        token = lake.read_cursor("reddit", "dataengineering").walk.token
 
         api.requests.clear()
         report = collect_source(cfg, "reddit", "run2")
@@ -162,7 +162,7 @@ def test_reddit_expired_token_is_renewed(reddit_env):
             settings(api, page_size=10, search=False, subreddits=("dataengineering",)),
             **reddit_env.options(),
         )
-        batches = source.fetch("dataengineering", Cursor(), None)
+        batches = source.fetch("dataengineering", WalkCursor(), None)
         assert next(batches).posts.num_rows == 10
         api.tokens.clear()  # the token expires
         assert sum(b.posts.num_rows for b in batches) == 20
@@ -185,7 +185,7 @@ def test_reddit_throttling_errors_and_a_malformed_page(reddit_env):
             settings(api, page_size=10, search=False, subreddits=("dataengineering",)),
             **reddit_env.options(),
         )
-        batches = list(source.fetch("dataengineering", Cursor(), None))
+        batches = list(source.fetch("dataengineering", WalkCursor(), None))
     assert [b.posts.num_rows for b in batches] == [10, 0]
     assert 42 <= reddit_env[0] <= 44  # seconds from now, as Reddit counts them
     assert "/r/dataengineering/new?limit=10&after=t3_" in batches[1].warnings[0]
@@ -214,7 +214,7 @@ def test_reddit_missing_credentials_and_secret_never_shown(reddit_env, monkeypat
             settings(api, search=False, subreddits=("dataengineering",)), **reddit_env.options()
         )
         with pytest.raises(SourceError) as error:
-            list(source.fetch("dataengineering", Cursor(), None))
+            list(source.fetch("dataengineering", WalkCursor(), None))
     assert "access_token answered 401" in str(error.value) and "client_secret_env" in str(
         error.value
     )

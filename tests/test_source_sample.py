@@ -13,7 +13,7 @@ import pytest
 from flows.config import parse_section
 from flows.settings import ConfigError
 from flows.schema import POST_SCHEMA
-from flows.sources.base import Cursor, SourceError
+from flows.cursors import SampleCursor
 from flows.sources.sample.source import SampleSettings, SampleSource, generate_posts
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -215,7 +215,7 @@ def test_engagement_is_heavy_tailed(rows):
 # --- the source: batches and the cursor ------------------------------------------------------
 
 
-def fetch_all(source: SampleSource, cursor: Cursor, limit: int | None = None) -> list:
+def fetch_all(source: SampleSource, cursor: SampleCursor, limit: int | None = None) -> list:
     return list(source.fetch("dataengineering", cursor, limit))
 
 
@@ -225,16 +225,15 @@ def indices(batches: list) -> list[int]:
 
 
 def _range(batch) -> tuple[int, int]:
-    last = int(batch.cursor.newest_id) + 1
+    last = batch.cursor.next_index
     return last - batch.posts.num_rows, last
 
 
 def test_an_unlimited_fetch_delivers_the_whole_sample_in_batches():
     settings = SampleSettings(posts=2500, batch_size=1000)
-    batches = fetch_all(SampleSource(settings), Cursor())
+    batches = fetch_all(SampleSource(settings), SampleCursor())
     assert [b.posts.num_rows for b in batches] == [1000, 1000, 500]
-    assert [b.cursor.resume for b in batches] == ["1000", "2000", None]
-    assert [b.cursor.newest_id for b in batches] == ["999", "1999", "2499"]
+    assert [b.cursor.next_index for b in batches] == [1000, 2000, 2500]
     got = pa.concat_tables(b.posts for b in batches)
     want = generate_posts(0, 2500, settings, "dataengineering", NOW)
     assert got.drop_columns(["collected_at"]).equals(want.drop_columns(["collected_at"]))
@@ -247,13 +246,13 @@ def test_an_unlimited_fetch_delivers_the_whole_sample_in_batches():
 def test_two_limited_fetches_equal_one_unlimited_fetch():
     settings = SampleSettings(posts=2500, batch_size=400)
     source = SampleSource(settings)
-    first = fetch_all(source, Cursor(), limit=1100)
+    first = fetch_all(source, SampleCursor(), limit=1100)
     assert sum(b.posts.num_rows for b in first) == 1100
-    assert first[-1].cursor.resume == "1100"  # stopped by the limit: resume here
+    assert first[-1].cursor.next_index == 1100  # stopped by the limit: resume here
     second = fetch_all(source, first[-1].cursor, limit=None)
-    assert second[-1].cursor.resume is None
+    assert second[-1].cursor.next_index == 2500
     assert indices(first + second) == list(range(2500))  # no gap, no overlap
-    whole = fetch_all(source, Cursor())
+    whole = fetch_all(source, SampleCursor())
     texts = [t for b in first + second for t in b.posts.column("text").to_pylist()]
     assert texts == [t for b in whole for t in b.posts.column("text").to_pylist()]
     assert second[-1].cursor.newest_time == whole[-1].cursor.newest_time
@@ -263,25 +262,20 @@ def test_a_killed_run_resumes_after_its_last_landed_batch():
     settings = SampleSettings(posts=1000, batch_size=150)
     source = SampleSource(settings)
     landed = []
-    for batch in source.fetch("dataengineering", Cursor(), None):
+    for batch in source.fetch("dataengineering", SampleCursor(), None):
         landed.append(batch)
         if len(landed) == 3:
             break  # the run dies here: batch 3's cursor was saved
-    rest = fetch_all(source, Cursor.from_json(landed[-1].cursor.to_json()))
+    rest = fetch_all(source, SampleCursor.from_json(landed[-1].cursor.to_json()))
     assert _range(rest[0]) == (450, 600)
     assert indices(landed + rest) == list(range(1000))
 
 
-def test_newest_id_alone_continues_after_it_and_limit_zero_fetches_nothing():
+def test_a_fetch_starts_at_the_next_index_and_limit_zero_fetches_nothing():
     source = SampleSource(SampleSettings(posts=300, batch_size=100))
-    batches = fetch_all(source, Cursor(newest_id="149"))
+    batches = fetch_all(source, SampleCursor(next_index=150))
     assert _range(batches[0]) == (150, 250) and _range(batches[-1]) == (250, 300)
-    assert fetch_all(source, Cursor(), limit=0) == []
-
-
-def test_a_cursor_from_another_source_is_refused():
-    with pytest.raises(SourceError, match="not from the sample source"):
-        fetch_all(SampleSource(SampleSettings()), Cursor(resume="token-abc"))
+    assert fetch_all(source, SampleCursor(), limit=0) == []
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ from flows.stages.collect import collect, collect_source
 from flows.config import Config, PipelineConfig, TwitterConfig
 from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA
-from flows.sources.base import Cursor, SourceError
+from flows.cursors import WalkCursor
+from flows.sources.base import SourceError
 from flows.sources.mastodon import MastodonSettings, MastodonSource
 from flows.sources.snscrape import SnscrapeSettings, SnscrapeSource
 
@@ -93,7 +94,7 @@ def fake_snscrape(monkeypatch):
 def test_snscrape_refusal_says_so_and_names_the_working_sources(fake_snscrape):
     fake_snscrape.refuse = True
     with pytest.raises(SourceError) as error:
-        list(SnscrapeSource(SnscrapeSettings()).fetch("dataengineering", Cursor(), None))
+        list(SnscrapeSource(SnscrapeSettings()).fetch("dataengineering", WalkCursor(), None))
     message = str(error.value)
     assert "Twitter refused" in message and REFUSAL in message and "since 2023" in message
     for working in ("x (X API v2", "mastodon", "bluesky", "reddit", "file"):
@@ -105,7 +106,7 @@ def test_snscrape_not_installed(monkeypatch):
     with pytest.raises(
         SourceError, match="not installed.*pip install snscrape.*refused snscrape since 2023"
     ):
-        list(SnscrapeSource(SnscrapeSettings()).fetch("dataengineering", Cursor(), None))
+        list(SnscrapeSource(SnscrapeSettings()).fetch("dataengineering", WalkCursor(), None))
 
 
 def test_snscrape_refusal_stops_only_that_source(tmp_path, fake_snscrape, monkeypatch):

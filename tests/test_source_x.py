@@ -16,7 +16,8 @@ from flows.config import Config, PipelineConfig, TwitterConfig, parse_section
 from flows.settings import ConfigError
 from flows.lake.lake import Lake
 from flows.schema import POST_SCHEMA
-from flows.sources.base import Cursor, SourceError
+from flows.cursors import FileCursor, WalkCursor
+from flows.sources.base import SourceError
 from flows.sources.file.source import FileSettings, FileSource
 from flows.sources.x import XSettings, XSource
 
@@ -54,7 +55,7 @@ def test_x_live_pages_map_exactly_as_the_file_source_maps_them(tmp_path, x_env):
         live = [
             b.posts
             for b in XSource(XSettings(base_url=f"{api.url}/2", max_results=10)).fetch(
-                "dataengineering", Cursor(), None
+                "dataengineering", WalkCursor(), None
             )
         ]
     pages = [r for r in api.requests if r.path.endswith("/recent")]
@@ -66,7 +67,7 @@ def test_x_live_pages_map_exactly_as_the_file_source_maps_them(tmp_path, x_env):
     imported = [
         b.posts
         for b in FileSource(FileSettings(paths=(str(dump),))).fetch(
-            "dataengineering", Cursor(), None
+            "dataengineering", FileCursor(), None
         )
     ]
     def drop(tables: list) -> list[dict]:
@@ -84,7 +85,7 @@ def test_x_post_fields(x_env):
     api = FakeX([tweet])
     with serving(api):
         [batch] = XSource(XSettings(base_url=f"{api.url}/2")).fetch(
-            "DataEngineering", Cursor(), None
+            "DataEngineering", WalkCursor(), None
         )
     assert batch.posts.schema.equals(POST_SCHEMA)
     row = batch.posts.to_pylist()[0]
@@ -105,16 +106,16 @@ def test_x_post_fields(x_env):
     )
     assert row["links"] == ["https://example.com/5"]
     assert (row["lang"], row["client"], row["is_repost"]) == ("en", "Twitter Web App", False)
-    assert batch.cursor.newest_id == tweet["id"] and batch.cursor.resume is None
+    assert batch.cursor.floors == {"": tweet["id"]} and batch.cursor.walk is None
 
 
 def test_x_request_asks_for_what_the_mapping_needs(x_env):
     api = FakeX([x_tweet(1)])
     with serving(api):
-        list(XSource(XSettings(base_url=f"{api.url}/2")).fetch("dataengineering", Cursor(), None))
+        list(XSource(XSettings(base_url=f"{api.url}/2")).fetch("dataengineering", WalkCursor(), None))
         list(
             XSource(XSettings(base_url=f"{api.url}/2", retweets=True, extra_query="lang:en")).fetch(
-                "dataengineering", Cursor(), None
+                "dataengineering", WalkCursor(), None
             )
         )
     first, second = (r.query for r in api.requests)
@@ -141,12 +142,12 @@ def test_x_retweets_setting(x_env):
         without = sum(
             b.posts.num_rows
             for b in XSource(XSettings(base_url=f"{api.url}/2")).fetch(
-                "dataengineering", Cursor(), None
+                "dataengineering", WalkCursor(), None
             )
         )
         batches = list(
             XSource(XSettings(base_url=f"{api.url}/2", retweets=True)).fetch(
-                "dataengineering", Cursor(), None
+                "dataengineering", WalkCursor(), None
             )
         )
     assert without == 10
@@ -164,7 +165,7 @@ def test_x_pages_with_next_token_then_since_id(tmp_path, x_env):
         assert tokens[0] is None and all(tokens[1:]) and len(set(tokens)) == 3
         lake = Lake(cfg.lake)
         newest = max(api.tweets, key=lambda t: int(t["id"]))["id"]
-        assert lake.read_cursor("x", "dataengineering").newest_id == newest
+        assert lake.read_cursor("x", "dataengineering").floors == {"": newest}
 
         api.tweets += [x_tweet(n) for n in range(250, 260)]
         api.requests.clear()
@@ -186,13 +187,13 @@ def test_x_kill_after_page_2_resumes_at_page_3(tmp_path, x_env):
         report = collect_source(cfg, "x", "run1")
         assert report.new == 200 and "401" in report.error and "bearer_token_env" in report.error
         lake = Lake(cfg.lake)
-        saved = json.loads(lake.read_cursor("x", "dataengineering").resume)
-        assert saved["token"] == api.requests[2].query["next_token"]
+        saved = lake.read_cursor("x", "dataengineering").walk
+        assert saved.token == api.requests[2].query["next_token"]
 
         api.requests.clear()
         report = collect_source(cfg, "x", "run2")
         assert report.error is None and report.fetched == 150
-        assert api.requests[0].query["next_token"] == saved["token"]
+        assert api.requests[0].query["next_token"] == saved.token
         ids = lake_ids(lake)
         assert len(ids) == len(set(ids)) == 350
 
@@ -252,7 +253,7 @@ def test_x_rate_limit_headers_are_respected(x_env, monkeypatch):
     with serving(api):
         batches = list(
             XSource(XSettings(base_url=f"{api.url}/2"), **slept.options()).fetch(
-                "dataengineering", Cursor(), None
+                "dataengineering", WalkCursor(), None
             )
         )
     assert sum(b.posts.num_rows for b in batches) == 150
@@ -267,7 +268,7 @@ def test_x_server_errors_and_a_malformed_page(x_env):
     with serving(api):
         batches = list(
             XSource(XSettings(base_url=f"{api.url}/2"), **slept.options()).fetch(
-                "dataengineering", Cursor(), None
+                "dataengineering", WalkCursor(), None
             )
         )
     assert [b.posts.num_rows for b in batches] == [100, 0]
@@ -278,7 +279,7 @@ def test_x_server_errors_and_a_malformed_page(x_env):
         and "next_token=" in warning
     )
     assert TOKEN not in warning
-    assert json.loads(batches[1].cursor.resume)["token"]  # the next run asks for this page again
+    assert batches[1].cursor.walk.token  # the next run asks for this page again
 
 
 def test_x_empty_result(x_env):
@@ -286,11 +287,11 @@ def test_x_empty_result(x_env):
     with serving(api):
         batches = list(
             XSource(XSettings(base_url=f"{api.url}/2")).fetch(
-                "dataengineering", Cursor(newest_id="5"), None
+                "dataengineering", WalkCursor(floors={"": "5"}), None
             )
         )
     assert [b.posts.num_rows for b in batches] == [0]
-    assert batches[0].cursor == Cursor(newest_id="5")
+    assert batches[0].cursor == WalkCursor(floors={"": "5"})
 
 
 def test_x_since_id_older_than_the_search_window_is_dropped(x_env, caplog):
@@ -299,7 +300,7 @@ def test_x_since_id_older_than_the_search_window_is_dropped(x_env, caplog):
     with serving(api):
         batches = list(
             XSource(XSettings(base_url=f"{api.url}/2")).fetch(
-                "dataengineering", Cursor(newest_id=old), None
+                "dataengineering", WalkCursor(floors={"": old}), None
             )
         )
     assert "since_id" not in api.requests[0].query
@@ -327,7 +328,7 @@ def test_x_token_never_shown(tmp_path, x_env, caplog):
             XSettings().token()
         )
         with pytest.raises(SourceError) as error:
-            list(source.fetch("dataengineering", Cursor(), None))
+            list(source.fetch("dataengineering", WalkCursor(), None))
     assert "401 Unauthorized" in str(error.value)
     assert TOKEN not in str(error.value) and TOKEN not in caplog.text
 

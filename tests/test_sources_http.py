@@ -10,16 +10,9 @@ import httpx
 import pytest
 from fake_apis import FakeTime
 
-from flows.sources.http import (
-    GaveUp,
-    HttpClient,
-    Page,
-    Secret,
-    _reset_time,
-    _retry_after,
-    describe,
-    paginate,
-)
+from flows.sources.http import GaveUp, HttpClient, _reset_time, _retry_after, describe
+from flows.sources.paging import Page, paginate
+from flows.sources.secrets import Secret
 
 
 def closed_port() -> int:

@@ -3,7 +3,8 @@
 Layout under the lake root (a local folder or ``gs://bucket/prefix``, through fsspec)::
 
     posts/source=<source>/date=<YYYY-MM-DD>/<run id>-<seq>.parquet   one file per partition per batch
-    _state/cursors.json      per source and hashtag: the Cursor that holds after the last batch
+    _state/cursors.json      per source and hashtag: the cursor (`flows.cursors`) that holds after
+                             the last batch, with the file's format version
     _state/manifest.json     every posts file, its row count, and which (model, warehouse) loaded it
     _state/<name>.lock       locks (`flows.lake.lock`): one collector per source, one analyzer, and a
                              short one around each read-modify-write of the JSON state above
@@ -36,9 +37,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from flows.cursors import SourceCursor, dump_cursors, load_cursors, new_cursor
 from flows.lake.lock import lake_lock
 from flows.schema import POST_SCHEMA
-from flows.sources.base import Cursor
 
 POSTS_DIR = "posts"
 STATE_DIR = "_state"
@@ -128,13 +129,26 @@ class Lake:
         return lake_lock(self.fs, self._path(STATE_DIR, f"{name}.lock"), purpose=name, **options)
 
     # ---------------------------------------------------------------- cursors
-    def read_cursor(self, source: str, hashtag: str) -> Cursor:
-        data = self._read_json("cursors.json").get(f"{source}/{hashtag}")
-        return Cursor.from_json(data) if data else Cursor()
+    def read_cursor(self, source: str, hashtag: str) -> SourceCursor:
+        """The saved cursor of `source` for `hashtag`, or its first one.
 
-    def save_cursor(self, source: str, hashtag: str, cursor: Cursor) -> None:
-        key = f"{source}/{hashtag}"
-        self._update_json("cursors.json", lambda cursors: cursors.update({key: cursor.to_json()}))
+        Raises:
+            flows.cursors.CursorError: the file's cursors cannot be read.
+        """
+        cursors = load_cursors(self._read_json("cursors.json"))
+        return cursors.get(f"{source}/{hashtag}") or new_cursor(source)
+
+    def save_cursor(self, source: str, hashtag: str, cursor: SourceCursor) -> None:
+        """Save `cursor`; the whole file is written in the current format (an older one is
+        converted)."""
+
+        def change(data: dict[str, Any]) -> None:
+            cursors = load_cursors(data)
+            cursors[f"{source}/{hashtag}"] = cursor
+            data.clear()
+            data.update(dump_cursors(cursors))
+
+        self._update_json("cursors.json", change)
 
     # ---------------------------------------------------------------- manifest
     def manifest(self) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 Search pages come newest first (``sort=latest``), up to 100 posts, with a ``cursor`` for the older
 page. A run walks down to the previous run's newest post: ``since`` (inclusive) is the newest
-``indexedAt`` of the last finished walk, kept in ``Cursor.newest_time`` (the server's indexing
+``indexedAt`` of the last finished walk, kept in ``WalkCursor.newest_time`` (the server's indexing
 time, not ``createdAt``, which the posting app sets and may put in the future). Searching needs a
 session since Bluesky stopped serving follow-up pages to logged-out clients: the source logs in
 with ``com.atproto.server.createSession`` and, when the access token expires mid-run, renews it
@@ -14,25 +14,17 @@ A post's ``native_id`` is its ``at://`` URI, the same on every service that show
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from flows.sources.base import Cursor
-from flows.sources.http import (
-    USER_AGENT,
-    HttpClient,
-    Page,
-    PagedSource,
-    Record,
-    Secret,
-    TransientError,
-    Unauthorized,
-    Walk,
-    secret_from_env,
-)
+from flows.cursors import Walk, WalkCursor
+from flows.sources.base import Record
+from flows.sources.http import USER_AGENT, HttpClient, TransientError, Unauthorized
+from flows.sources.paging import Page, PagedSource
+from flows.sources.secrets import Secret, secret_from_env
 
 HOW_TO_GET = (
     "Use your Bluesky handle (e.g. alice.bsky.social) and an app password made in the Bluesky "
@@ -185,11 +177,13 @@ class BlueskySource(PagedSource):
             **client_options,
         )
 
-    def floor(self, cursor: Cursor, key: str) -> str | None:
+    def floor(self, cursor: WalkCursor, key: str) -> str | None:
         return _iso(cursor.newest_time - INDEXING_LAG) if cursor.newest_time else None
 
-    def commit(self, cursor: Cursor, key: str, top: str | None, newest: datetime | None) -> Cursor:
-        return cursor.advanced(newest_time=_time(top) if top else cursor.newest_time)
+    def commit(
+        self, cursor: WalkCursor, key: str, top: str | None, newest: datetime | None
+    ) -> WalkCursor:
+        return replace(cursor, newest_time=_time(top) if top else cursor.newest_time)
 
     def page(self, hashtag: str, walk: Walk, size: int) -> Page:
         body, _ = self.client.get_json(

@@ -1,4 +1,4 @@
-"""What every HTTP source shares: one polite client, one paginator, one newest-first walk.
+"""What every HTTP source shares: one polite client.
 
 - `HttpClient` owns its session and the rate-limit state of each host. Transient failures
   (network errors, timeouts, 429, 5xx, a body that is not JSON) are retried a bounded number of
@@ -6,35 +6,26 @@
   headers say the window is spent (``x-rate-limit-*`` on X, ``X-RateLimit-*`` on Mastodon and
   Reddit, ``RateLimit-*`` on Bluesky), the next request first sleeps until the announced reset,
   so the API need not answer 429. 401, 403 and 404 raise typed `HttpError`s at once, whose
-  messages name the fix; no message or log line holds a secret.
-- `paginate` follows page tokens until the last page.
-- `PagedSource` turns the pages of a newest-first API into `Batch`es whose cursors make a run
-  resumable: while a walk down the pages is unfinished, ``Cursor.resume`` holds the next page
-  token with the walk's bounds; once it reaches the previous run's newest post, the walk's own
-  newest post becomes the floor of the next run. A walk that is abandoned is simply walked again
-  next run, from the newest post down to the same floor: nothing is lost, and the lake drops
-  what it already holds.
+  messages name the fix; no message or log line holds a secret (`flows.sources.secrets`).
+- `BearerToken` sends a secret token with every request.
+
+Paging over the client is `flows.sources.paging`.
 """
 
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
-import os
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import httpx
 import tenacity
 
-from flows.settings import ConfigError
-from flows.schema import posts_table
-from flows.sources.base import Batch, Cursor, SourceError
+from flows.sources.base import SourceError
+from flows.sources.secrets import Secret
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +40,6 @@ RATE_LIMIT_HEADERS = (
 )
 # Waits past the announced reset: clocks differ a little between us and the API.
 RESET_MARGIN_S = 1.0
-
-Record = dict[str, Any]
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -100,40 +89,7 @@ class TransientError(Exception):
         self.malformed = malformed
 
 
-# --- secrets ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Secret:
-    """A token or password: its value is read with `reveal()` and never shown by repr or str."""
-
-    value: str = field(repr=False)
-
-    def reveal(self) -> str:
-        return self.value
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-
-def secret_from_env(section: str, key: str, env_var: str, how_to_get: str) -> Secret:
-    """The secret in environment variable `env_var` (named by `key` of `[section]`).
-
-    Raises:
-        ConfigError: the variable is unset or empty; the message names it, the setting that
-            names it and how to get the secret, so that the run stops before any work.
-    """
-    value = os.environ.get(env_var, "").strip() if env_var else ""
-    if not value:
-        raise ConfigError(
-            f"[{section}] {key} = {env_var}: the environment variable {env_var or '(none)'} is "
-            f"not set. {how_to_get} Then `export {env_var or 'NAME'}=...` before the run (never "
-            "write secrets in configuration.conf)."
-        )
-    return Secret(value)
+# --- authentication and messages ------------------------------------------------------
 
 
 class BearerToken(httpx.Auth):
@@ -399,227 +355,3 @@ def _api_message(response: httpx.Response) -> str:
         parts.append(errors[0].get("message"))
     text = "; ".join(dict.fromkeys(str(part) for part in parts if isinstance(part, str) and part))
     return text[:300]
-
-
-# --- pages -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of an API's answer.
-
-    Attributes:
-        payload: what the source maps to posts (a list of items, or the whole body).
-        next: the token of the following page; None on the last page.
-        newest: the page's newest marker (an id, a time), newest-first APIs only.
-        token: the token that fetched this page (None for the first).
-        warning: set on a page that could not be read; such a page ends the paging.
-    """
-
-    payload: Any
-    next: str | None = None
-    newest: str | None = None
-    token: str | None = None
-    warning: str | None = None
-
-
-def paginate(fetch: Callable[[str | None], Page], token: str | None = None) -> Iterator[Page]:
-    """Pages from `token` on, ``fetch(token)`` each, until a page has no next token.
-
-    A page whose body stays malformed after the client's retries is yielded as an empty page
-    with a `warning` naming the request, and ends the paging (the next token is in that body).
-    """
-    while True:
-        try:
-            page = fetch(token)
-        except MalformedBody as exc:
-            yield Page([], token=token, warning=f"{exc}; page skipped, tried again next run")
-            return
-        page = Page(page.payload, page.next, page.newest, token)
-        yield page
-        if not page.next or page.next == token:  # a repeated token would loop for ever
-            return
-        token = page.next
-
-
-@dataclass(frozen=True)
-class Walk:
-    """A newest-first walk down one stream (one Mastodon instance; the only stream elsewhere).
-
-    Attributes:
-        key: which stream ("" when a source has one).
-        floor: where the last finished walk started (an id or time): this walk stops there.
-        top: this walk's newest marker, seen on its first page; the next walk's floor.
-        token: the next page to fetch.
-        skip: posts at the start of that page that have landed already (a run stopped by its
-            limit in the middle of a page). The first page (token None) may have gained newer
-            posts since: skipping then passes over some of those, which are newer than `top`,
-            so the next walk collects them, and returns a few that landed already.
-    """
-
-    key: str = ""
-    floor: str | None = None
-    top: str | None = None
-    token: str | None = None
-    skip: int = 0
-
-    def to_resume(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_resume(cls, resume: str | None) -> Walk | None:
-        try:
-            data = json.loads(resume or "")
-            return cls(
-                data["key"], data["floor"], data["top"], data["token"], int(data.get("skip", 0))
-            )
-        except (ValueError, TypeError, KeyError):
-            return None  # none, or another kind of token: walk afresh
-
-
-class PagedSource(ABC):
-    """A source over newest-first pages; subclasses say how to fetch and map one page.
-
-    Subclasses set `name` and implement `page` and `to_posts`; those with several streams or a
-    time floor override `streams`, `floor` and `commit`.
-    """
-
-    name: ClassVar[str]
-    client: HttpClient | None = None  # the HTTP sources' one client; snscrape has its own
-    settings: Any  # the source's settings dataclass
-    min_page_size: ClassVar[int] = 1  # the fewest posts a request may ask for
-
-    def streams(self) -> list[str]:
-        return [""]
-
-    def floor(self, cursor: Cursor, key: str) -> str | None:
-        """Where the last finished walk of stream `key` started."""
-        return cursor.newest_id
-
-    def commit(self, cursor: Cursor, key: str, top: str | None, newest: datetime | None) -> Cursor:
-        """The cursor once the walk of `key` has finished with newest marker `top`."""
-        return cursor.advanced(
-            newest_id=top or cursor.newest_id,
-            newest_time=max(filter(None, (cursor.newest_time, newest)), default=None),
-        )
-
-    @property
-    def page_size(self) -> int:
-        """The most posts a request asks for: the settings' ``page_size``."""
-        return self.settings.page_size
-
-    @abstractmethod
-    def page(self, hashtag: str, walk: Walk, size: int) -> Page:
-        """Fetch the page `walk.token` of stream `walk.key`, newer than `walk.floor`, of at
-        most `size` posts."""
-
-    @abstractmethod
-    def to_posts(
-        self, hashtag: str, key: str, payload: Any, collected_at: datetime
-    ) -> list[Record | str]:
-        """A page's posts (POST_SCHEMA dicts) and, as strings, why items were skipped."""
-
-    def close(self) -> None:
-        """Release the HTTP session."""
-        if self.client is not None:
-            self.client.close()
-
-    def fetch(self, hashtag: str, cursor: Cursor, limit: int | None) -> Iterator[Batch]:
-        """One batch per page: first the unfinished walk of the last run, then each stream."""
-        try:
-            yield from self._fetch(hashtag.lower().lstrip("#"), cursor, limit)
-        finally:
-            self.close()
-
-    def _fetch(self, hashtag: str, cursor: Cursor, limit: int | None) -> Iterator[Batch]:
-        keys = self.streams()
-        unfinished = Walk.from_resume(cursor.resume)
-        walks = [unfinished] if unfinished and unfinished.key in keys else []
-        walks += [
-            Walk(key, self.floor(cursor, key)) for key in keys if key not in {w.key for w in walks}
-        ]
-        left = limit
-        refused: list[str] = []
-        for walk in walks:
-            if left is not None and left <= 0:
-                return
-            try:
-                for batch, taken in self._walk(hashtag, walk, cursor, left):
-                    cursor = batch.cursor
-                    left = None if left is None else left - taken
-                    yield batch
-            except HttpError as exc:
-                if len(keys) == 1:
-                    raise
-                # one instance refusing (auth required, gone) does not stop the others
-                refused.append(str(exc))
-                yield Batch(posts_table([]), cursor, (f"{exc}; {walk.key} skipped",))
-        if refused and len(refused) == len(walks):
-            raise SourceError(f"{self.name}: every stream refused: " + " | ".join(refused))
-
-    def _walk(
-        self, hashtag: str, walk: Walk, cursor: Cursor, limit: int | None
-    ) -> Iterator[tuple[Batch, int]]:
-        collected_at = datetime.now(UTC)
-        newest: datetime | None = None
-        shown = f"{self.name} {walk.key}".strip()
-        start = walk
-
-        def fetch(token: str | None) -> Page:
-            # no more posts than the limit leaves (a paid API bills every post it returns)
-            size = self.page_size if limit is None else min(self.page_size, limit)
-            return self.page(hashtag, replace(start, token=token), max(size, self.min_page_size))
-
-        pages = paginate(fetch, walk.token)
-        for number, page in enumerate(pages, 1):
-            if page.warning:
-                # the walk stops here; the next run resumes at this page (or walks again)
-                stopped = replace(walk, token=page.token).to_resume()
-                yield Batch(posts_table([]), cursor.advanced(resume=stopped), (page.warning,)), 0
-                return
-            skip = walk.skip if page.token == walk.token else 0
-            walk = replace(walk, top=walk.top or page.newest, token=page.next, skip=0)
-            items = self.to_posts(hashtag, walk.key, page.payload, collected_at)
-            posts = [item for item in items if isinstance(item, dict)][skip:]
-            warnings = tuple(f"{shown}: {item}; skipped" for item in items if isinstance(item, str))
-            full = limit is not None and len(posts) >= limit
-            cut = limit is not None and len(posts) > limit
-            if cut:
-                posts = posts[:limit]
-                # the rest of this page comes next run (the first page's token is None too)
-                walk = replace(walk, token=page.token, skip=skip + limit)
-            if posts:
-                newest = max(filter(None, (newest, *(post["created_at"] for post in posts))))
-            if walk.token is None and not cut:
-                cursor = self.commit(cursor, walk.key, walk.top or walk.floor, newest)
-                cursor = cursor.advanced(resume=None)
-            else:
-                cursor = cursor.advanced(resume=walk.to_resume())
-            log.info("%s: page %d, %d posts", shown, number, len(posts))
-            yield Batch(posts_table(posts), cursor, warnings), len(posts)
-            if full:
-                return
-            limit = None if limit is None else limit - len(posts)
-
-
-class MultiStreamSource(PagedSource):
-    """A `PagedSource` over several streams whose ids are only comparable within a stream
-    (Mastodon instances, Reddit listings): ``Cursor.newest_id`` holds a JSON object
-    ``{stream: newest id}``."""
-
-    def floor(self, cursor: Cursor, key: str) -> str | None:
-        return _floors(cursor).get(key)
-
-    def commit(self, cursor: Cursor, key: str, top: str | None, newest: datetime | None) -> Cursor:
-        floors = _floors(cursor)
-        if top:
-            floors[key] = top
-        return super().commit(cursor, key, json.dumps(floors, sort_keys=True), newest)
-
-
-def _floors(cursor: Cursor) -> dict[str, str]:
-    try:
-        floors = json.loads(cursor.newest_id or "{}")
-    except ValueError:
-        return {}
-    return floors if isinstance(floors, dict) else {}

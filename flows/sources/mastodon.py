@@ -3,7 +3,7 @@
 ``GET <instance>/api/v1/timelines/tag/<hashtag>`` answers newest first, ``limit`` up to 40; the
 ``Link`` header's ``rel="next"`` URL carries the ``max_id`` of the following (older) page, and
 ``since_id`` bounds a walk at the newest status of the previous run. Each instance is its own
-walk with its own floor, kept in ``Cursor.newest_id`` as a JSON object ``{instance: status id}``
+walk with its own floor, kept in ``WalkCursor.floors`` as ``{instance: status id}``
 (status ids are local to an instance, so one id cannot serve them all).
 
 One post reaches many instances through federation, under a different local ``id`` on each. Its
@@ -23,7 +23,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from flows.sources.http import HttpClient, MultiStreamSource, Page, Record, Unauthorized, Walk
+from flows.cursors import Walk
+from flows.sources.base import Record
+from flows.sources.http import HttpClient, Unauthorized
+from flows.sources.paging import Page, PagedSource
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +79,7 @@ def _base_url(url: str) -> str:
     return url
 
 
-class MastodonSource(MultiStreamSource):
+class MastodonSource(PagedSource):
     """Statuses with the hashtag from every instance of `MastodonSettings.instances`."""
 
     name = "mastodon"

@@ -6,7 +6,7 @@ hashtag's word stands in. The source reads the official OAuth API with an applic
 (``/r/<sub>/new``, ``/search?sort=new``) come newest first, 100 at most a page, with ``after`` for
 the older page. Listings take no ``since``: each stream stops at the newest post of its last
 finished walk (post ids are base-36 numbers that grow with time), kept per stream in
-``Cursor.newest_id``.
+``WalkCursor.floors``.
 """
 
 from __future__ import annotations
@@ -20,18 +20,12 @@ from typing import Any
 
 import httpx
 
+from flows.cursors import Walk
 from flows.settings import ConfigError
-from flows.sources.http import (
-    HttpClient,
-    MultiStreamSource,
-    Page,
-    Record,
-    Secret,
-    TransientError,
-    Unauthorized,
-    Walk,
-    secret_from_env,
-)
+from flows.sources.base import Record
+from flows.sources.http import HttpClient, TransientError, Unauthorized
+from flows.sources.paging import Page, PagedSource
+from flows.sources.secrets import Secret, secret_from_env
 
 PLACEHOLDER_USER = "your-reddit-username"  # the example's; `check` refuses it
 
@@ -161,7 +155,7 @@ class RedditToken(httpx.Auth):
         self._token = Secret(body["access_token"])
 
 
-class RedditSource(MultiStreamSource):
+class RedditSource(PagedSource):
     """New posts of each subreddit (streams ``r/<name>``) and of a search (stream ``search``)."""
 
     name = "reddit"

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flows.sources.base import SourceError
-from flows.sources.file.source import x_page_posts
-from flows.sources.http import Page, PagedSource, Record, Walk
+from flows.cursors import Walk
+from flows.sources.base import Record, SourceError
+from flows.sources.paging import Page, PagedSource
+from flows.sources.x_payload import x_page_posts
 
 WORKING_SOURCES = (
     "Use the sources that work today, in [pipeline] sources: x (X API v2 recent search; pay per "

@@ -3,8 +3,8 @@
 ``GET <base_url>/tweets/search/recent`` with an app's bearer token answers newest first, up to
 100 posts a page, with ``meta.next_token`` for the older page and ``meta.newest_id``; ``since_id``
 bounds a walk at the newest post of the previous run. Authors come through
-``expansions=author_id``. Pages are mapped by the file source's X mapping
-(`flows.sources.file.source.x_page_posts`), so live and imported X posts are the same rows.
+``expansions=author_id``. Pages are mapped by the X mapping the file source uses too
+(`flows.sources.x_payload.x_page_posts`), so live and imported X posts are the same rows.
 
 Every post and every author returned is billed (pay per use): ``[x] retweets = false`` (the
 default) leaves retweets out of the query, and ``[twitter_config] limit`` caps a run.
@@ -17,17 +17,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flows.sources.file.source import x_page_posts
-from flows.sources.http import (
-    BearerToken,
-    HttpClient,
-    Page,
-    PagedSource,
-    Record,
-    Secret,
-    Walk,
-    secret_from_env,
-)
+from flows.cursors import Walk
+from flows.sources.base import Record
+from flows.sources.http import BearerToken, HttpClient
+from flows.sources.paging import Page, PagedSource
+from flows.sources.secrets import Secret, secret_from_env
+from flows.sources.x_payload import x_page_posts
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,12 @@ from datetime import datetime, timezone
 from tqdm.auto import tqdm
 
 from flows.config import Config
+from flows.cursors import CursorError, SourceCursor
 from flows.lake.lake import Lake
 from flows.stages.normalize import normalize
-from flows.sources.base import Cursor, SourceError
+from flows.sources.base import SourceError
 from flows.sources.registry import make_source
-from flows.stages.stores import open_lake
+from flows.stages.stores import GcpAuth, open_lake
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,8 @@ class SourceReport:
     new: int = 0
     batches: int = 0
     files: int = 0
-    cursor_before: Cursor = field(default_factory=Cursor)
-    cursor_after: Cursor = field(default_factory=Cursor)
+    cursor_before: SourceCursor | None = None  # None: the saved cursor could not be read
+    cursor_after: SourceCursor | None = None
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -52,16 +53,21 @@ def collect_source(
 ) -> SourceReport:
     """Fetch one source from its saved cursor and land every batch in the lake.
 
-    A `SourceError` (the source cannot run: refused, misconfigured) ends this source only; it is
-    reported, not raised, so the other sources still run. Anything else propagates, so that
-    callers can retry: a retry resumes from the last saved cursor. `flows.lake.lock.LakeBusy` is raised
-    when another run keeps collecting this source for longer than the lock's wait.
+    A `SourceError` (the source cannot run: refused, misconfigured) or a `CursorError` (its saved
+    cursor cannot be read) ends this source only; it is reported, not raised, so the other sources
+    still run. Anything else propagates, so that
+    callers can retry: a retry resumes from the last saved cursor. `flows.lake.lock.LakeBusy` is
+    raised when another run keeps collecting this source for longer than the lock's wait.
     """
     lake = lake or open_lake(config)
     # one collector per source at a time: a second run waits, then starts from the cursor the
     # first one saved, so two runs never write the same posts
     with lake.lock(f"collect-{name}"):
-        cursor = lake.read_cursor(name, config.hashtag)
+        try:
+            cursor = lake.read_cursor(name, config.hashtag)
+        except CursorError as exc:
+            log.error("source %s stopped: %s", name, exc)
+            return SourceReport(source=name, error=str(exc))
         report = SourceReport(source=name, cursor_before=cursor, cursor_after=cursor)
         source = make_source(name, config.settings(name))
         bar = tqdm(desc=f"collect {name}", unit=" posts", disable=not progress, leave=False)
@@ -103,11 +109,20 @@ def check_sources(config: Config) -> None:
             check()
 
 
-def collect(config: Config, *, run_id: str | None = None, progress: bool = False) -> list[SourceReport]:
-    """Collect every configured source into the lake, one after the other."""
+def collect(
+    config: Config,
+    *,
+    run_id: str | None = None,
+    progress: bool = False,
+    auth: GcpAuth | None = None,
+) -> list[SourceReport]:
+    """Collect every configured source into the lake, one after the other.
+
+    `auth`: the GCP credentials of a ``gs://`` lake (`flows.stages.stores`).
+    """
     check_sources(config)
     run_id = run_id or new_run_id()
-    lake = open_lake(config)
+    lake = open_lake(config, auth)
     return [
         collect_source(config, name, run_id, lake=lake, progress=progress)
         for name in config.pipeline.sources

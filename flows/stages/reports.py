@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from flows.cursors import SourceCursor
 from flows.stages.analyze import AnalyzeReport
 from flows.stages.collect import SourceReport
 
@@ -31,17 +32,8 @@ def collect_markdown(hashtag: str, lake: str, reports: Sequence[SourceReport]) -
     return "\n".join(lines + ([""] + warnings if warnings else []))
 
 
-def _cursor(cursor) -> str:
-    parts = []
-    if cursor.newest_id:
-        parts.append(f"id {cursor.newest_id}")
-    if cursor.newest_time:
-        parts.append(cursor.newest_time.strftime("%Y-%m-%d %H:%M"))
-    if cursor.resume:
-        parts.append(f"resume {cursor.resume}")
-    if cursor.imported:
-        parts.append(f"{len(cursor.imported)} files")
-    return ", ".join(parts) or "-"
+def _cursor(cursor: SourceCursor | None) -> str:
+    return (str(cursor) if cursor is not None else "") or "-"
 
 
 def analyze_markdown(report: AnalyzeReport) -> str:
