@@ -145,17 +145,18 @@ STORES = """
 import json, sys
 from flows.config import load_config
 from flows.settings import ConfigError
-from flows.stages.stores import gcp_credentials, open_lake
+from flows.orchestration.blocks import gcp_auth
+from flows.stages.stores import open_lake
 config = load_config(sys.argv[1])
 try:
-    credentials, project = gcp_credentials(config)
+    auth = gcp_auth(config)
 except ConfigError as exc:
     print(json.dumps({"error": str(exc)}))
     raise SystemExit(0)
-lake = open_lake(config)
+lake = open_lake(config, auth)
 print(json.dumps({
-    "email": credentials.service_account_email,
-    "project": project,
+    "email": auth.credentials.service_account_email,
+    "project": auth.project,
     "lake": lake.url,
     "lake_email": lake.fs.credentials.credentials.service_account_email,
     "lake_project": lake.fs.project,

@@ -6,16 +6,18 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 
-from flows.stages.analyze import AnalyzeReport, analyze
 from flows.config import Config, load_config
+from flows.orchestration.blocks import gcp_auth
 from flows.orchestration.prefect_ui import ProgressArtifact, show_logs_in_ui
+from flows.stages.analyze import AnalyzeReport, analyze
 from flows.stages.reports import analyze_markdown
 
 
 @task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE)
 def analyze_task(config: Config) -> AnalyzeReport:
     """A retry picks up the files the failed try did not mark as loaded; MERGE absorbs overlap."""
-    return analyze(config, on_progress=ProgressArtifact("gcs-to-bq-progress", "posts analysed"))
+    progress = ProgressArtifact("gcs-to-bq-progress", "posts analysed")
+    return analyze(config, on_progress=progress, auth=gcp_auth(config))
 
 
 @flow(name="gcs-to-bq")
