@@ -79,8 +79,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fake_apis import (
-    T0,
+from fake_apis import T0, serving
+from fake_networks import (
     FakeBluesky,
     FakeMastodon,
     FakeReddit,
@@ -88,7 +88,6 @@ from fake_apis import (
     bluesky_post,
     mastodon_status,
     reddit_link,
-    serving,
     x_tweet,
 )
 

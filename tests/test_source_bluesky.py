@@ -7,7 +7,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fake_apis import T0, FakeBluesky, FakeTime, Reply, bluesky_post, iso, not_json, serving
+from fake_apis import T0, FakeTime, Reply, iso, not_json, serving
+from fake_networks import FakeBluesky, bluesky_post
 
 from flows.sources import registry
 from flows.stages.collect import collect_source

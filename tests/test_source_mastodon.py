@@ -6,7 +6,8 @@ import functools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fake_apis import FakeMastodon, FakeTime, Reply, mastodon_status, not_json, serving
+from fake_apis import FakeTime, Reply, not_json, serving
+from fake_networks import FakeMastodon, mastodon_status
 
 from flows.sources import registry
 from flows.stages.collect import collect_source

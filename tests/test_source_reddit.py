@@ -7,7 +7,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fake_apis import T0, FakeReddit, FakeTime, Reply, not_json, reddit_link, serving
+from fake_apis import T0, FakeTime, Reply, not_json, serving
+from fake_networks import FakeReddit, reddit_link
 
 from flows.sources import registry
 from flows.stages.collect import collect_source

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from fake_apis import FakeMastodon, FakeTime, mastodon_status, serving
+from fake_apis import FakeTime, serving
+from fake_networks import FakeMastodon, mastodon_status
 
 from flows.sources import registry
 from flows.stages.collect import collect, collect_source

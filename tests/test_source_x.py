@@ -8,7 +8,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fake_apis import FakeTime, FakeX, Reply, not_json, serving, snowflake, x_tweet
+from fake_apis import FakeTime, Reply, not_json, serving
+from fake_networks import FakeX, snowflake, x_tweet
 
 from flows.sources import registry
 from flows.stages.collect import collect_source
