@@ -58,7 +58,7 @@ def run_dashboard(
 
     Args:
         warehouse_url: ``duckdb:///path/file.duckdb`` (a relative path is taken from the current
-            directory) or another URL that `flows.warehouse.open_warehouse` accepts.
+            directory) or another URL that `flows.warehouse.open.open_warehouse` accepts.
         port: the port to listen on.
         host: the address to bind; the default serves this machine only.
         open_browser: open the page in the default browser once the server is up.

@@ -19,7 +19,9 @@ import streamlit as st
 from dashboard import WAREHOUSE_ENV, queries
 from dashboard.queries import Filters, Query
 from flows.schema import SENTIMENT_LABELS
-from flows.warehouse.base import Warehouse, WarehouseError, open_warehouse
+from flows.settings import ConfigError, parse_warehouse_url
+from flows.warehouse.base import Warehouse, WarehouseError
+from flows.warehouse.open import open_warehouse
 
 CACHE_TTL = 30  # seconds: new loads show up within this, and a busy page stays cheap
 NOT_ANALYSED = "not analysed"
@@ -53,9 +55,12 @@ def fetch(url: str, query: Query) -> pd.DataFrame:
 
 def missing_file(url: str) -> Path | None:
     """The DuckDB file `url` names, if it does not exist (opening it would create it)."""
-    scheme, _, rest = url.partition("://")
-    path = Path(rest.removeprefix("/"))
-    return path if scheme == "duckdb" and not path.exists() else None
+    try:
+        where = parse_warehouse_url(url)
+    except ConfigError:
+        return None  # opening it says what is wrong
+    path = Path(where.path)
+    return path if where.scheme == "duckdb" and not path.exists() else None
 
 
 def topic_name(label: str) -> str:

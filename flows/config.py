@@ -24,7 +24,14 @@ from typing import Any
 
 from flows.nlp.tweetnlp.settings import TweetnlpConfig
 from flows.sources.registry import SOURCE_SETTINGS  # sources declare their own sections
-from flows.settings import LAKE_SCHEMES, NLP_BACKENDS, NLP_DEVICES, NLP_PRECISIONS, ConfigError
+from flows.settings import (
+    LAKE_SCHEMES,
+    NLP_BACKENDS,
+    NLP_DEVICES,
+    NLP_PRECISIONS,
+    ConfigError,
+    parse_warehouse_url,
+)
 
 DEFAULT_PATH = Path("configuration.conf")
 ENV_PREFIX = "PULSE"
@@ -266,12 +273,6 @@ def load_config(path: str | Path | None = None, *, embedded: bool = False) -> Co
     return config
 
 
-def check_warehouse_url(url: str, what: str) -> None:
-    """Raise ConfigError, naming `what`, when `url` is no warehouse URL."""
-    if not re.fullmatch(r"(duckdb:///.+|bigquery://[^/]+/\w+)", url):
-        raise ConfigError(f"{what}: use duckdb:///path/file.duckdb or bigquery://project/dataset.")
-
-
 def _validate(config: Config, where: str) -> None:
     hashtag = config.twitter.hashtag
     if not re.fullmatch(r"\w{1,100}", hashtag):
@@ -301,7 +302,7 @@ def _validate(config: Config, where: str) -> None:
         raise ConfigError(
             f"[pipeline] lake = {config.lake!r} in {where}: use a folder path or gs://bucket/prefix."
         )
-    check_warehouse_url(config.warehouse, f"[pipeline] warehouse = {config.warehouse!r} in {where}")
+    parse_warehouse_url(config.warehouse, f"[pipeline] warehouse = {config.warehouse!r} in {where}")
     if p.nlp_backend not in NLP_BACKENDS:
         raise ConfigError(
             f"[pipeline] nlp_backend = {p.nlp_backend!r} in {where}: choose "

@@ -23,11 +23,13 @@ from google.auth.credentials import AnonymousCredentials  # noqa: E402
 
 from dashboard import queries  # noqa: E402
 from flows.lake.lake import Lake  # noqa: E402
-from flows.warehouse.base import WarehouseError, open_warehouse  # noqa: E402
+from flows.warehouse.base import WarehouseError  # noqa: E402
 from flows.schema import posts_table  # noqa: E402
 from flows.warehouse.bigquery_warehouse import BigQueryWarehouse, bigquery_schema  # noqa: E402
-from flows.warehouse.views import POST_NLP, VIEW_NAMES  # noqa: E402
-from flows.warehouse.views import POSTS as POSTS_TABLE  # noqa: E402
+from flows.warehouse.open import open_warehouse  # noqa: E402
+from flows.warehouse.tables import POST_NLP  # noqa: E402
+from flows.warehouse.tables import POSTS as POSTS_TABLE  # noqa: E402
+from flows.warehouse.views import VIEW_NAMES  # noqa: E402
 from servers import bigquery_emulator, fake_gcs  # noqa: E402
 from test_dashboard import FIRST_DAY, dashboard_rows  # noqa: E402
 from test_warehouse_duckdb import POSTS, RESULTS, older, post, utc  # noqa: E402

@@ -14,6 +14,8 @@ from pathlib import Path
 import duckdb
 import pyarrow.parquet as pq
 
+from flows.lake.lake import Lake
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -49,8 +51,8 @@ def test_demo_runs_the_whole_path_and_a_second_run_adds_nothing(tmp_path):
     assert len(lake_ids) == len(set(lake_ids.to_pylist())) < 600  # exact duplicates dropped
     posts, results = warehouse_counts(tmp_path / "data" / "warehouse.duckdb")
     assert posts == results == len(lake_ids)
-    cursors = json.loads((tmp_path / "data" / "lake" / "_state" / "cursors.json").read_text())
-    assert cursors["sample/dataengineering"]["newest_id"] == "599"
+    cursor = Lake(str(tmp_path / "data" / "lake")).read_cursor("sample", "dataengineering")
+    assert cursor.next_index == 600
 
     second = cli("demo", cwd=tmp_path, **env)
     assert second.returncode == 0, second.stderr
@@ -67,7 +69,7 @@ def test_collect_then_analyze_with_a_config_file_and_a_limit(tmp_path):
     )
     one = cli("collect", "--config", str(conf), cwd=tmp_path)
     assert one.returncode == 0, one.stderr
-    assert "| sample | 150 |" in one.stdout and "resume 150" in one.stdout
+    assert "| sample | 150 |" in one.stdout and "next post 150" in one.stdout
     two = cli("collect", "--config", str(conf), cwd=tmp_path)
     assert "| sample | 50 |" in two.stdout  # resumed where the limit stopped it
     analysed = cli("analyze", "--config", str(conf), cwd=tmp_path)
@@ -173,5 +175,5 @@ def test_a_bad_dashboard_warehouse_is_refused_before_a_server_starts(tmp_path):
         capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 2
-    assert "--warehouse postgres://x: use duckdb:///" in done.stderr
+    assert "--warehouse postgres://x is not supported: use duckdb:///" in done.stderr
     assert "Traceback" not in done.stderr

@@ -23,7 +23,7 @@ from servers import answers, free_port, running
 
 from dashboard import WAREHOUSE_ENV, dashboard_command, dashboard_env, queries
 from flows.schema import NLP_SCHEMA, posts_table
-from flows.warehouse.base import open_warehouse
+from flows.warehouse.open import open_warehouse
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = shutil.which("chromium")

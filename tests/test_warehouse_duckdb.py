@@ -17,10 +17,12 @@ import pyarrow as pa
 import pytest
 
 from flows.schema import NLP_SCHEMA, posts_table
-from flows.warehouse.base import WarehouseError, WarehouseLockedError, open_warehouse
+from flows.warehouse.base import WarehouseError, WarehouseLockedError
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
-from flows.warehouse.views import POST_NLP, VIEW_NAMES, TableSpec, create_table_sql
-from flows.warehouse.views import POSTS as POSTS_TABLE
+from flows.warehouse.open import open_warehouse
+from flows.warehouse.tables import POST_NLP, TableSpec, create_table_sql
+from flows.warehouse.tables import POSTS as POSTS_TABLE
+from flows.warehouse.views import VIEW_NAMES
 
 SCIENCE, NEWS, GAMING = "science_&_technology", "news_&_social_concern", "gaming"
 COLLECTED = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -26,12 +26,13 @@ import pyarrow.compute as pc
 
 from flows.config import Config
 from flows.lake.lake import Lake
-from flows.nlp.backend import CHUNK_TEXTS, Backend, load_backend
+from flows.nlp.backend import CHUNK_TEXTS, Backend
+from flows.nlp.registry import load_backend
 from flows.nlp.stream import classify_texts
 from flows.schema import NLP_SCHEMA, UTC_TIMESTAMP
-from flows.stages.stores import open_config_warehouse, open_lake
+from flows.stages.stores import GcpAuth, open_config_warehouse, open_lake
 from flows.warehouse.base import Warehouse
-from flows.warehouse.views import POSTS
+from flows.warehouse.tables import POSTS
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,11 @@ def analyse_posts(
 
 
 def analyze(
-    config: Config, *, backend: Backend | None = None, on_progress: ProgressCallback | None = None
+    config: Config,
+    *,
+    backend: Backend | None = None,
+    on_progress: ProgressCallback | None = None,
+    auth: GcpAuth | None = None,
 ) -> AnalyzeReport:
     """Load every posts file not yet in the warehouse, with NLP results for the configured model.
 
@@ -133,8 +138,9 @@ def analyze(
         backend: an NLP backend already loaded; by default the configured one.
         on_progress: called with ``(posts done, posts to do)``: once with ``done == 0`` when the
             work is known, after every few hundred posts, and with ``done == total`` at the end.
+        auth: the GCP credentials of a ``gs://`` lake or BigQuery (`flows.stages.stores`).
     """
-    lake = open_lake(config)
+    lake = open_lake(config, auth)
     backend = backend or load_backend(
         config.pipeline.nlp_backend,
         config.pipeline.nlp_device,
@@ -142,7 +148,7 @@ def analyze(
         config.tweetnlp,
     )
     report = AnalyzeReport(model_id=backend.model_id)
-    with lake.lock("analyze"), open_config_warehouse(config) as warehouse:
+    with lake.lock("analyze"), open_config_warehouse(config, auth) as warehouse:
         report.warehouse = warehouse.url
         target = f"{backend.model_id} -> {warehouse.url}"
         manifest = lake.manifest()

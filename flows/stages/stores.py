@@ -13,7 +13,7 @@ from typing import Any
 
 from flows.config import Config
 from flows.lake.lake import Lake
-from flows.settings import ConfigError
+from flows.settings import ConfigError, parse_warehouse_url
 from flows.warehouse.base import Warehouse
 from flows.warehouse.open import open_warehouse
 
@@ -56,7 +56,7 @@ def open_lake(config: Config, auth: GcpAuth | None = None) -> Lake:
 
 def open_config_warehouse(config: Config, auth: GcpAuth | None = None) -> Warehouse:
     """The warehouse of `config`; BigQuery with `auth` and the configured location."""
-    if not config.warehouse.startswith("bigquery://"):
+    if parse_warehouse_url(config.warehouse).scheme != "bigquery":
         return open_warehouse(config.warehouse)
     return open_warehouse(
         config.warehouse,

@@ -1,14 +1,4 @@
-"""The warehouse: tables `posts` and `post_nlp`, loaded idempotently, and the views over them.
-
-Open one by URL with `open_warehouse`; the pipeline loads into it and the dashboards read its views
-through `Warehouse.query`. The tables, the MERGE and the views are written once, in
-`flows.warehouse.views`.
-
-Example:
-    >>> with open_warehouse("duckdb:///data/warehouse.duckdb") as warehouse:  # doctest: +SKIP
-    ...     warehouse.load_posts(posts)
-    ...     warehouse.query("SELECT * FROM daily_sentiment WHERE day >= ?", [start])
-"""
+"""What every warehouse engine does (`Warehouse`), and the errors it raises."""
 
 from __future__ import annotations
 
@@ -74,48 +64,3 @@ class Warehouse(Protocol):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
-
-
-_URL_HELP = (
-    "use duckdb:///relative/path.duckdb or duckdb:////absolute/path.duckdb (three slashes, then "
-    "the path), or bigquery://project/dataset"
-)
-
-
-def open_warehouse(url: str, *, credentials: object | None = None, location: str = "") -> Warehouse:
-    """Open the warehouse at `url`, creating its tables and (re)creating its views.
-
-    A table made by an earlier version of the pipeline gains the columns added to `flows.schema`
-    since (`flows.warehouse.views.columns_to_add`).
-
-    ``duckdb:///data/w.duckdb`` is relative to the working directory, ``duckdb:////srv/w.duckdb``
-    absolute (SQLAlchemy's convention); the folder is created. ``bigquery://project/dataset``
-    uses `credentials` (google-auth; None: application-default credentials) and creates a
-    missing dataset in `location`.
-
-    Raises:
-        WarehouseError: the URL is not one of those, or the warehouse refused to open.
-    """
-    scheme, _, rest = url.partition("://")
-    if scheme == "duckdb":
-        path = rest.removeprefix("/")
-        if not rest.startswith("/") or not path:
-            raise WarehouseError(f"warehouse URL {url!r} has no file path: {_URL_HELP}.")
-        if path == ":memory:":
-            raise WarehouseError(
-                f"warehouse URL {url!r}: an in-memory DuckDB does not outlive a load, and the "
-                "warehouse opens a connection per operation; name a file instead."
-            )
-        from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
-
-        return DuckDBWarehouse(path)
-    if scheme == "bigquery":
-        project, _, dataset = rest.partition("/")
-        if not project or not dataset or "/" in dataset:
-            raise WarehouseError(
-                f"warehouse URL {url!r} needs a project and a dataset: {_URL_HELP}."
-            )
-        from flows.warehouse.bigquery_warehouse import BigQueryWarehouse
-
-        return BigQueryWarehouse(project, dataset, credentials=credentials, location=location)
-    raise WarehouseError(f"warehouse URL {url!r} is not supported: {_URL_HELP}.")

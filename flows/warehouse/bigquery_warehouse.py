@@ -3,8 +3,9 @@
 Loads are BigQuery load jobs (free, unlike streaming inserts): posts straight from the lake's
 ``gs://`` Parquet files, NLP results as one Parquet upload, each into a staging table of its own
 that a ``MERGE`` then folds into the table, so that a repeated load changes nothing. The tables,
-the MERGE and the views are the SQL of `flows.warehouse.views`, translated from its DuckDB dialect
-by sqlglot; queries (the dashboard's) are translated the same way, with ``?`` parameters.
+the MERGE and the views are the SQL of `flows.warehouse.tables` and `flows.warehouse.views`,
+translated from its DuckDB dialect by sqlglot; queries (the dashboard's) are translated the same
+way, with ``?`` parameters.
 
 Every job's id, rows and bytes go to the log, so that a bill can be traced to a run.
 """
@@ -16,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,17 +27,17 @@ from google.api_core import exceptions as google_errors
 from google.cloud import bigquery
 
 from flows.warehouse.base import Warehouse, WarehouseError
-from flows.warehouse.views import (
+from flows.warehouse.tables import (
     POST_NLP,
     POSTS,
     TABLES,
-    VIEW_NAMES,
     TableSpec,
     add_column_sql,
+    bigquery_type,
     columns_to_add,
     merge_sql,
-    view_sql,
 )
+from flows.warehouse.views import VIEW_NAMES, view_sql
 
 log = logging.getLogger(__name__)
 
@@ -64,33 +65,18 @@ def _field(name: str, arrow_type: pa.DataType, mode: str) -> bigquery.SchemaFiel
     if pa.types.is_struct(arrow_type):
         fields = [_field(f.name, f.type, "NULLABLE") for f in arrow_type]
         return bigquery.SchemaField(name, "RECORD", mode=mode, fields=fields)
-    for check, kind in (
-        (pa.types.is_string, "STRING"),
-        (pa.types.is_int64, "INT64"),
-        (pa.types.is_float64, "FLOAT64"),
-        (pa.types.is_boolean, "BOOL"),
-        (pa.types.is_timestamp, "TIMESTAMP"),
-    ):
-        if check(arrow_type):
-            return bigquery.SchemaField(name, kind, mode=mode)
-    raise TypeError(
-        f"no BigQuery type for {arrow_type}: add it to flows.warehouse.bigquery_warehouse"
-    )
+    return bigquery.SchemaField(name, bigquery_type(arrow_type), mode=mode)
 
 
 def _parameter(value: object) -> bigquery.ScalarQueryParameter:
-    """A positional query parameter for one ``?``; bool before int, as bool is an int."""
-    for kind, types in (
-        ("BOOL", bool),
-        ("INT64", int),
-        ("FLOAT64", float),
-        ("TIMESTAMP", datetime),
-        ("DATE", date),
-        ("STRING", str),
-    ):
-        if isinstance(value, types):
-            return bigquery.ScalarQueryParameter(None, kind, value)
-    raise WarehouseError(f"no BigQuery parameter type for {value!r} ({type(value).__name__})")
+    """A positional query parameter for one ``?``, of the type Arrow gives `value`."""
+    try:
+        kind = bigquery_type(pa.scalar(value).type)
+    except (TypeError, pa.ArrowException) as exc:
+        raise WarehouseError(
+            f"no BigQuery parameter type for {value!r} ({type(value).__name__})"
+        ) from exc
+    return bigquery.ScalarQueryParameter(None, kind, value)
 
 
 class BigQueryWarehouse(Warehouse):
@@ -144,7 +130,7 @@ class BigQueryWarehouse(Warehouse):
         return f"{self.project}.{self.dataset}.{name}"
 
     def _ref(self, name: str) -> str:
-        """A qualified name in the DuckDB dialect, for the SQL of `flows.warehouse.views`."""
+        """A qualified name in the DuckDB dialect, for the SQL of `tables` and `views`."""
         return f'"{self.project}"."{self.dataset}"."{name}"'
 
     @contextmanager

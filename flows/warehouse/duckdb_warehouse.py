@@ -11,16 +11,16 @@ growing pause for up to ``lock_timeout`` seconds, then raises `WarehouseLockedEr
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import tenacity
 
 from flows.warehouse.base import Warehouse, WarehouseError, WarehouseLockedError
-from flows.warehouse.views import (
+from flows.warehouse.tables import (
     POST_NLP,
     POSTS,
     TABLES,
@@ -28,16 +28,19 @@ from flows.warehouse.views import (
     add_column_sql,
     columns_to_add,
     create_table_sql,
-    create_views_sql,
     merge_sql,
 )
+from flows.warehouse.views import create_views_sql
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LOCK_TIMEOUT = 30.0
+_BACKOFF = tenacity.wait_exponential(multiplier=0.05, max=1.0)  # 0.05 s, doubling up to 1 s
 
 
-def _is_lock_conflict(exc: duckdb.Error) -> bool:
+def _is_lock_conflict(exc: BaseException) -> bool:
+    if not isinstance(exc, (duckdb.IOException, duckdb.ConnectionException)):
+        return False
     message = str(exc)
     # Another process holds the file; or, in this process, a connection opened in the other
     # mode (read-only vs read-write) is still open.
@@ -75,30 +78,35 @@ class DuckDBWarehouse(Warehouse):
     def _connect(self, *, read_only: bool) -> Iterator[duckdb.DuckDBPyConnection]:
         if self._closed:
             raise WarehouseError(f"{self!r} is closed")
-        deadline = time.monotonic() + self.lock_timeout
-        pause = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except (duckdb.IOException, duckdb.ConnectionException) as exc:
-                if not _is_lock_conflict(exc):
-                    raise
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise WarehouseLockedError(
-                        f"{self.path} is held by another process (DuckDB allows one writer, and "
-                        f"no reader while it writes); gave up after {self.lock_timeout:g} s. "
-                        f"Stop that process or retry when it is done. DuckDB said: {exc}"
-                    ) from exc
-                time.sleep(min(pause, left))
-                pause = min(pause * 2, 1.0)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_is_lock_conflict),
+            stop=tenacity.stop_after_delay(self.lock_timeout),
+            wait=self._wait,
+            before_sleep=lambda state: log.info(
+                "%s is held by another process; trying again in %.2f s",
+                self.path,
+                state.next_action.sleep,
+            ),
+        )
+        try:
+            con = retrying(duckdb.connect, str(self.path), read_only=read_only)
+        except tenacity.RetryError as gave_up:
+            exc = gave_up.last_attempt.exception()
+            raise WarehouseLockedError(
+                f"{self.path} is held by another process (DuckDB allows one writer, and "
+                f"no reader while it writes); gave up after {self.lock_timeout:g} s. "
+                f"Stop that process or retry when it is done. DuckDB said: {exc}"
+            ) from exc
         try:
             # Timestamps come back in UTC, as POST_SCHEMA has them, whatever the machine's zone.
             con.execute("SET TimeZone = 'UTC'")
             yield con
         finally:
             con.close()
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        # The last try falls on the timeout, not up to a pause after it.
+        return max(0.0, min(_BACKOFF(state), self.lock_timeout - state.seconds_since_start))
 
     def _load(self, table: TableSpec, rows: pa.Table) -> int:
         staged = table.conform(rows)

@@ -13,8 +13,10 @@ Example:
 
 from __future__ import annotations
 
+from contextlib import suppress
 from urllib.parse import quote, urlencode
 
+from flows.settings import ConfigError, parse_warehouse_url
 from flows.warehouse.base import WarehouseError
 
 CREATE_URL = "https://lookerstudio.google.com/reporting/create"
@@ -29,15 +31,15 @@ def bigquery_location(warehouse: str) -> tuple[str, str]:
     Raises:
         WarehouseError: `warehouse` is not a BigQuery URL with a project and a dataset.
     """
-    scheme, _, rest = warehouse.partition("://")
-    project, _, dataset = rest.strip("/").partition("/")
-    if scheme != "bigquery" or not project or not dataset or "/" in dataset:
-        raise WarehouseError(
-            f"warehouse {warehouse!r} is not on BigQuery: Looker Studio reads the views from "
-            "BigQuery. Set [pipeline] warehouse = bigquery://project/dataset, or [gcp_config] "
-            "project_id and bq_dataset."
-        )
-    return project, dataset
+    with suppress(ConfigError):  # a malformed URL names no BigQuery dataset either
+        where = parse_warehouse_url(warehouse)
+        if where.scheme == "bigquery":
+            return where.project, where.dataset
+    raise WarehouseError(
+        f"warehouse {warehouse!r} is not on BigQuery: Looker Studio reads the views from "
+        "BigQuery. Set [pipeline] warehouse = bigquery://project/dataset, or [gcp_config] "
+        "project_id and bq_dataset."
+    )
 
 
 def looker_url(
