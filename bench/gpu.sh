@@ -51,9 +51,9 @@ run() {
     step gpu nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   fi
   step tests python3 -m pytest -q -p no:cacheprovider tests/test_nlp_tweetnlp.py
-  step nlp python3 bench/nlp.py --device "$device" "${sizes[@]}" --profile
+  step nlp python3 -m bench.nlp --device "$device" "${sizes[@]}" --profile
   # last, bounded, the engine's figure only matters: compiling can take minutes
-  step nlp-compile timeout 300 python3 bench/nlp.py --device "$device" --compile \
+  step nlp-compile timeout 300 python3 -m bench.nlp --device "$device" --compile \
     --posts "${COMPILE_POSTS:-100000}" --baseline-posts 8
   echo "failed: ${failed[*]:-none}"
   [ ${#failed[@]} -eq 0 ]

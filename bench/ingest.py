@@ -3,8 +3,8 @@
 Runs N and 4N posts, each in a fresh process so that its peak RSS is its own, and prints
 posts/s and peak RSS for both; the last line is one JSON object for N.
 
-    python bench/ingest.py                 # N = 1,000,000
-    python bench/ingest.py --posts 200000 --chunk 50000
+    python -m bench.ingest                 # N = 1,000,000
+    python -m bench.ingest --posts 200000 --chunk 50000
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ import sys
 import tempfile
 import time
 from datetime import datetime, timezone
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def ingest(posts: int, chunk: int, lake_dir: str) -> dict:
@@ -61,7 +58,7 @@ def main() -> None:
     results = []
     for n in (args.posts, 4 * args.posts):
         out = subprocess.run(
-            [sys.executable, __file__, "--child", "--posts", str(n), "--chunk", str(args.chunk)],
+            [sys.executable, "-m", "bench.ingest", "--child", "--posts", str(n), "--chunk", str(args.chunk)],
             check=True, capture_output=True, text=True,
         )
         result = json.loads(out.stdout.strip().splitlines()[-1])

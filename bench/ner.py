@@ -8,8 +8,8 @@ measures (a) tweetnlp's ``predict``, one text at a time, and (b) ``ner_entities`
 backend runs: batches of texts of one token length (tweetnlp's CRF decodes padding too), fp32.
 The last line is one JSON object: device, baseline_posts_per_s, batched_posts_per_s, speedup.
 
-    python bench/ner.py --device cpu              # ~3 minutes on 2 cores
-    python bench/ner.py --device cuda
+    python -m bench.ner --device cpu              # ~3 minutes on 2 cores
+    python -m bench.ner --device cuda
 """
 
 from __future__ import annotations
@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.nlp import save_tokenizer, start_run  # noqa: E402
+from bench.nlp import save_tokenizer, start_run
 
 TYPES = ("corporation", "creative_work", "event", "group", "location", "person", "product")
 TAGS = ("O", *(f"{prefix}-{kind}" for kind in TYPES for prefix in ("B", "I")))

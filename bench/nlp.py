@@ -20,10 +20,10 @@ speedup, bound_posts_per_s, efficiency (engine / bound), fp32_bound_posts_per_s,
 (engine / fp32 bound), cpu_side_posts_per_s (preprocessing and tokenization alone, in the engine's
 worker processes where it has them: what a GPU waits for) and backend_posts_per_s (d).
 
-    python bench/nlp.py --device cpu              # ~4 minutes on 2 cores
-    python bench/nlp.py --device cuda             # one GPU
-    python bench/nlp.py --device cpu --precision fp32 --posts 256
-    python bench/nlp.py --device cuda --profile   # and the top kernels, how busy the GPU is
+    python -m bench.nlp --device cpu              # ~4 minutes on 2 cores
+    python -m bench.nlp --device cuda             # one GPU
+    python -m bench.nlp --device cpu --precision fp32 --posts 256
+    python -m bench.nlp --device cuda --profile   # and the top kernels, how busy the GPU is
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import random
-import sys
 import tempfile
 import time
 import warnings
@@ -40,9 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from flows.schema import SENTIMENT_LABELS, TOPIC_LABELS  # noqa: E402 (after the path)
+from flows.schema import SENTIMENT_LABELS, TOPIC_LABELS
 
 # roberta-base
 HIDDEN, LAYERS, HEADS, FFN, VOCAB = 768, 12, 12, 3072, 50265

@@ -19,8 +19,8 @@ Agreement is the share of labels equal to fp32's on held-out posts: the top labe
 each topic's side of 0.5; and, stricter, the share of posts given exactly fp32's set of topics.
 The last line is one JSON object.
 
-    python bench/precision.py --device cpu        # ~3 minutes on 2 cores
-    python bench/precision.py --device cuda
+    python -m bench.precision --device cpu        # ~3 minutes on 2 cores
+    python -m bench.precision --device cuda
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import argparse
 import copy
 import json
 import os
-import sys
 import tempfile
 import time
 import warnings
@@ -38,9 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from flows.schema import SENTIMENT_LABELS, TOPIC_LABELS  # noqa: E402
+from flows.schema import SENTIMENT_LABELS, TOPIC_LABELS
 
 TASKS = ("sentiment", "topic_classification")
 

@@ -22,15 +22,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: find `flows`
+from google.auth.exceptions import DefaultCredentialsError
+from prefect.blocks.core import Block
+from prefect.exceptions import ObjectNotFound
+from prefect_gcp import GcpCredentials
+from prefect_gcp.cloud_storage import GcsBucket
 
-from google.auth.exceptions import DefaultCredentialsError  # noqa: E402
-from prefect.blocks.core import Block  # noqa: E402
-from prefect.exceptions import ObjectNotFound  # noqa: E402
-from prefect_gcp import GcpCredentials  # noqa: E402
-from prefect_gcp.cloud_storage import GcsBucket  # noqa: E402
-
-from flows.config import Config, load_config  # noqa: E402
+from flows.config import Config, load_config
 from flows.settings import ConfigError
 
 

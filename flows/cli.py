@@ -1,7 +1,7 @@
-"""`python -m flows`: the command line. It parses, calls the stages, and formats; nothing more.
+"""`python -m flows` (or `pulse`): the command line. It parses, calls the stages, and formats.
 
-Commands run the stages directly (no Prefect server needed); the Prefect flows in
-`flows.orchestration.web_to_gcs`, `flows.orchestration.gcs_to_bq` and `flows.orchestration.pipeline` run the same functions when deployed.
+Commands run the stages directly (no Prefect server needed); the Prefect flows of
+`flows.orchestration` run the same functions when deployed.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from flows.config import DEFAULT_PATH, Config, check_warehouse_url, load_config
-from flows.settings import ConfigError
+from flows.config import DEFAULT_PATH, Config, load_config
+from flows.settings import NLP_BACKENDS, NLP_DEVICES, ConfigError, parse_warehouse_url
 
 COMMANDS = (
     "demo", "collect", "analyze", "run", "classify", "dashboard", "serve", "download-models", "looker-url"
@@ -21,7 +21,7 @@ COMMANDS = (
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m flows",
+        prog="pulse" if Path(sys.argv[0]).name == "pulse" else "python -m flows",
         description="Follow what a community says under a hashtag: collect → lake → NLP → warehouse.",
     )
     common = argparse.ArgumentParser(add_help=False)
@@ -48,10 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     classify.add_argument("input", type=Path, help=".txt (a text per line), .jsonl, .csv or .parquet")
     classify.add_argument("output", type=Path, help=".csv, .jsonl or .parquet")
     classify.add_argument(
-        "--backend", choices=("lite", "tweetnlp"), help="default: [pipeline] nlp_backend"
+        "--backend", choices=NLP_BACKENDS, help="default: [pipeline] nlp_backend"
     )
     classify.add_argument(
-        "--device", choices=("auto", "cpu", "cuda"), help="default: [pipeline] nlp_device"
+        "--device", choices=NLP_DEVICES, help="default: [pipeline] nlp_device"
     )
     download = sub.add_parser(
         "download-models",
@@ -90,23 +90,27 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(config: Config, collect_only: bool = False, analyze_only: bool = False) -> int:
+    from flows.orchestration.blocks import gcp_auth
     from flows.stages.analyze import analyze
     from flows.stages.collect import collect
-    from flows.stages.stores import open_lake
     from flows.stages.reports import analyze_markdown, collect_markdown
+    from flows.stages.stores import open_lake
 
+    auth = gcp_auth(config)
     failed = False
     if not analyze_only:
-        reports = collect(config, progress=True)
+        reports = collect(config, progress=True, auth=auth)
         print(collect_markdown(config.hashtag, config.lake, reports), end="\n\n")
         failed = any(r.error for r in reports)
     if not collect_only:
         from tqdm.auto import tqdm
 
         with tqdm(desc="analyze", unit=" posts") as bar:
-            report = analyze(config, on_progress=lambda done, total: _advance(bar, done, total))
+            report = analyze(
+                config, on_progress=lambda done, total: _advance(bar, done, total), auth=auth
+            )
         print(analyze_markdown(report), end="\n\n")
-        print(f"Lake: {open_lake(config).count_posts():,} posts in {config.lake}")
+        print(f"Lake: {open_lake(config, auth).count_posts():,} posts in {config.lake}")
     return 1 if failed else 0
 
 
@@ -135,7 +139,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "analyze":
         return _run(config, analyze_only=True)
     if args.command == "classify":
-        from flows.nlp.backend import load_backend
+        from flows.nlp.registry import load_backend
         from flows.nlp.classify import classify_file
 
         backend = load_backend(
@@ -148,7 +152,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         print(f"{rows:,} rows classified with {backend.model_id} → {args.output}")
         return 0
     if args.command == "download-models":
-        from flows.nlp.tweetnlp.backend import download_models
+        from flows.nlp.tweetnlp.models import download_models
 
         keys = {
             "sentiment": "sentiment_model",
@@ -164,7 +168,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from dashboard import run_dashboard
 
         warehouse = args.warehouse or config.warehouse
-        check_warehouse_url(warehouse, f"--warehouse {warehouse}")  # before a server starts
+        parse_warehouse_url(warehouse, f"--warehouse {warehouse}")  # before a server starts
         print(f"Dashboard on http://{args.host}:{args.port} over {warehouse} (Ctrl+C stops it)")
         return run_dashboard(warehouse, port=args.port, host=args.host)
     if args.command == "serve":

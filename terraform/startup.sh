@@ -61,9 +61,10 @@ install_project() {
     runuser -u "$APP_USER" -- git clone --quiet "$REPO_URL" "$APP_DIR"
     as_app git checkout --quiet "$REPO_REF"
   fi
-  # Reinstall only when the requirements change.
+  # Reinstall only when the requirements change (pyproject.toml lists the dependencies that
+  # requirements.txt installs with the project).
   local stamp
-  stamp=$(cat "$APP_DIR"/requirements*.txt | sha256sum | cut -d' ' -f1)-$GPU
+  stamp=$(cat "$APP_DIR"/requirements*.txt "$APP_DIR"/pyproject.toml | sha256sum | cut -d' ' -f1)-$GPU
   if [ "$(cat "$VENV/.installed" 2>/dev/null)" != "$stamp" ]; then
     # --clear: pip keeps an installed torch 2.13.0+cpu for the pin torch==2.13.0, so a VM that
     # gained a GPU would keep the CPU build
