@@ -19,9 +19,14 @@ COMMANDS = (
 )
 
 
+def _program() -> str:
+    """How the user started us: the console script or the module."""
+    return "pulse" if Path(sys.argv[0]).name == "pulse" else "python -m flows"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pulse" if Path(sys.argv[0]).name == "pulse" else "python -m flows",
+        prog=_program(),
         description="Follow what a community says under a hashtag: collect → lake → NLP → warehouse.",
     )
     common = argparse.ArgumentParser(add_help=False)
@@ -121,7 +126,7 @@ def _advance(bar, done: int, total: int) -> None:
 
 def _dashboard_command(config: Config, args: argparse.Namespace) -> str:
     """The command that opens the dashboard on the warehouse this run filled."""
-    command = "python -m flows dashboard"
+    command = f"{_program()} dashboard"
     if args.config is not None:
         return f"{command} --config {args.config}"
     if DEFAULT_PATH.exists() and load_config(None).warehouse != config.warehouse:

@@ -93,6 +93,7 @@ from fake_networks import (
 
 from flows.config import Config, PipelineConfig, TwitterConfig
 from flows.cursors import (
+    CURSOR_TYPES,
     CURSORS_FORMAT,
     CursorError,
     FileCursor,
@@ -108,6 +109,7 @@ from flows.sources.bluesky import BlueskySettings, post_view_to_post
 from flows.sources.file.source import FileSettings
 from flows.sources.mastodon import MastodonSettings, status_to_post
 from flows.sources.reddit import RedditSettings, link_to_post
+from flows.sources.registry import SOURCE_SETTINGS
 from flows.sources.sample.source import SampleSettings, generate_posts
 from flows.sources.x import XSettings
 from flows.sources.x_payload import x_tweet_post
@@ -312,3 +314,8 @@ def test_an_old_cursor_that_does_not_fit_its_source_stops_that_source_only(tmp_p
 def test_a_newer_format_is_refused():
     with pytest.raises(CursorError, match="format 3"):
         load_cursors({"format": CURSORS_FORMAT + 1, "cursors": {}})
+
+
+def test_every_source_has_a_kind_of_cursor():
+    """The lake (below the sources) reads cursors by source name: the two lists must agree."""
+    assert set(CURSOR_TYPES) == set(SOURCE_SETTINGS)
