@@ -15,7 +15,15 @@ from flows.config import DEFAULT_PATH, Config, load_config
 from flows.settings import NLP_BACKENDS, NLP_DEVICES, ConfigError, parse_warehouse_url
 
 COMMANDS = (
-    "demo", "collect", "analyze", "run", "classify", "dashboard", "serve", "download-models", "looker-url"
+    "demo",
+    "collect",
+    "analyze",
+    "run",
+    "classify",
+    "dashboard",
+    "serve",
+    "download-models",
+    "looker-url",
 )
 
 
@@ -50,14 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     classify = sub.add_parser(
         "classify", parents=[common], help="classify a file of texts, no lake or warehouse needed"
     )
-    classify.add_argument("input", type=Path, help=".txt (a text per line), .jsonl, .csv or .parquet")
+    classify.add_argument(
+        "input", type=Path, help=".txt (a text per line), .jsonl, .csv or .parquet"
+    )
     classify.add_argument("output", type=Path, help=".csv, .jsonl or .parquet")
-    classify.add_argument(
-        "--backend", choices=NLP_BACKENDS, help="default: [pipeline] nlp_backend"
-    )
-    classify.add_argument(
-        "--device", choices=NLP_DEVICES, help="default: [pipeline] nlp_device"
-    )
+    classify.add_argument("--backend", choices=NLP_BACKENDS, help="default: [pipeline] nlp_backend")
+    classify.add_argument("--device", choices=NLP_DEVICES, help="default: [pipeline] nlp_device")
     download = sub.add_parser(
         "download-models",
         parents=[common],
@@ -66,12 +72,16 @@ def _parser() -> argparse.ArgumentParser:
     download.add_argument(
         "--dir", type=Path, default=None, help="a folder to write them to instead of the cache"
     )
-    dashboard = sub.add_parser("dashboard", parents=[common], help="the local dashboard over the views")
+    dashboard = sub.add_parser(
+        "dashboard", parents=[common], help="the local dashboard over the views"
+    )
     dashboard.add_argument("--port", type=int, default=8501, help="default: 8501")
     dashboard.add_argument(
         "--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)"
     )
-    dashboard.add_argument("--warehouse", default=None, help="a warehouse URL instead of the configured one")
+    dashboard.add_argument(
+        "--warehouse", default=None, help="a warehouse URL instead of the configured one"
+    )
     serve = sub.add_parser(
         "serve",
         parents=[common],
@@ -89,7 +99,9 @@ def _parser() -> argparse.ArgumentParser:
         "--report-name", default="Hashtag pulse", help="the report's name (default: %(default)s)"
     )
     looker.add_argument(
-        "--template", default=None, help="the id of a template report to copy (see docs/looker-studio.md)"
+        "--template",
+        default=None,
+        help="the id of a template report to copy (see docs/looker-studio.md)",
     )
     return parser
 

@@ -15,7 +15,9 @@ from flows.stages.reports import collect_markdown
 from flows.stages.stores import open_lake
 
 
-@task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE, task_run_name="collect-{name}")
+@task(
+    retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE, task_run_name="collect-{name}"
+)
 def collect_source_task(config: Config, name: str, run_id: str) -> SourceReport:
     """One source into the lake; a retry resumes from the cursor the failed try saved."""
     return collect_source(config, name, run_id, lake=open_lake(config, gcp_auth(config)))

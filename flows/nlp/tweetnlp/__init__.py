@@ -1,1 +1,1 @@
-"""The tweetnlp backend: the cardiffnlp models, loaded through tweetnlp, run by `flows.nlp.engine`."""
+"""The tweetnlp backend: the cardiffnlp models, loaded through tweetnlp, run by our engine."""
