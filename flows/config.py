@@ -65,6 +65,10 @@ class TwitterConfig:
     hashtag: str = "dataengineering"
     limit: int = 0  # 0: no limit
 
+    def __post_init__(self) -> None:
+        # the original project's file writes `hashtag = #dataengineering`: the '#' is not the tag
+        object.__setattr__(self, "hashtag", self.hashtag.strip().removeprefix("#"))
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -195,10 +199,19 @@ def _read_ini(path: Path) -> configparser.ConfigParser:
     try:
         with path.open(encoding="utf-8") as handle:
             parser.read_file(handle)
-    except configparser.Error as exc:
+    except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"{path}: not a valid INI file ({exc.message.splitlines()[0]}). "
-            "Start from configuration.conf.example."
+            f"{path}: not UTF-8 (byte {exc.start} cannot be read): save the file as UTF-8."
+        ) from None
+    except configparser.Error as exc:
+        errors = getattr(exc, "errors", None)  # ParsingError: (line number, repr of the line)
+        detail = (
+            f"line {errors[0][0]}: {errors[0][1]} is neither [section] nor key = value"
+            if errors
+            else exc.message.splitlines()[0]
+        )
+        raise ConfigError(
+            f"{path}: not a valid INI file ({detail}). Start from configuration.conf.example."
         ) from None
     return parser
 
@@ -278,7 +291,7 @@ def _validate(config: Config, where: str) -> None:
     if not re.fullmatch(r"\w{1,100}", hashtag):
         raise ConfigError(
             f"[twitter_config] hashtag = {hashtag!r} in {where}: a hashtag is letters, digits and "
-            "underscores, without '#' (for example: dataengineering)."
+            "underscores, without '#' (one leading '#' is dropped; for example: dataengineering)."
         )
     if config.twitter.limit < 0:
         raise ConfigError(f"[twitter_config] limit in {where}: use a positive number, or 0 for none.")

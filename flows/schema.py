@@ -38,6 +38,9 @@ POST_SCHEMA = pa.schema(
         pa.field("mentions", pa.list_(pa.string())),
         pa.field("links", pa.list_(pa.string())),
         pa.field("client", pa.string()),  # the posting app (the original project's `source`)
+        # the post this one quotes, as its source names it (an X post id, a Bluesky at:// URI, a
+        # Mastodon status URI or URL); added after the first lakes: files without it read as null
+        pa.field("quoted_post", pa.string()),
     ]
 )
 
@@ -86,6 +89,34 @@ NLP_SCHEMA = pa.schema(
     [pa.field("post_id", pa.string(), nullable=False)]
     + list(NLP_RESULT_SCHEMA)
     + [pa.field("analysed_at", UTC_TIMESTAMP, nullable=False)]
+)
+
+RUN_STATUSES = ("ok", "stopped", "failed")  # stopped: on purpose (budget, rate limit), resumable
+
+# A span of time a source could not see (a stream down, a refresh that skipped).
+GAP_TYPE = pa.struct([pa.field("from_time", UTC_TIMESTAMP), pa.field("to_time", UTC_TIMESTAMP)])
+
+# A row of the warehouse table `collection_runs`: what one run of one source got, waited for,
+# missed and paid (`flows.lake.runs` keeps them in the lake).
+COLLECTION_RUN_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("hashtag", pa.string(), nullable=False),
+        pa.field("started_at", UTC_TIMESTAMP, nullable=False),
+        pa.field("finished_at", UTC_TIMESTAMP, nullable=False),
+        pa.field("status", pa.string(), nullable=False),  # one of RUN_STATUSES
+        pa.field("reason", pa.string()),  # why a run stopped or failed
+        pa.field("requests", pa.int64(), nullable=False),  # HTTP requests sent, retries included
+        pa.field("posts_new", pa.int64(), nullable=False),
+        pa.field("posts_duplicate", pa.int64(), nullable=False),
+        pa.field("retries", pa.int64(), nullable=False),
+        pa.field("rate_limit_wait_s", pa.float64(), nullable=False),
+        pa.field("reconnects", pa.int64(), nullable=False),  # streams
+        pa.field("gaps", pa.list_(GAP_TYPE)),
+        pa.field("lag_s", pa.float64()),  # newest new post: created → landed in the lake
+        pa.field("cost_usd", pa.float64(), nullable=False),
+    ]
 )
 
 

@@ -204,15 +204,27 @@ def x_tweet(
 
 
 class FakeX(FakeApi):
-    """``GET /2/tweets/search/recent`` over `tweets`, with the bearer token `token`."""
+    """``GET /2/tweets/search/recent`` over `tweets`, with the bearer token `token`.
+
+    Authors come from `users` (default: `x_user` 0 to 3); the posts that `tweets` reference, in
+    ``includes.tweets`` when the request expands ``referenced_tweets.id``, from `referenced`.
+    """
 
     def __init__(
-        self, tweets: list[dict[str, Any]] | None = None, token: str = "test-bearer-token"
+        self,
+        tweets: list[dict[str, Any]] | None = None,
+        token: str = "test-bearer-token",
+        *,
+        users: list[dict[str, Any]] | None = None,
+        referenced: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         self.tweets = tweets or []
         self.token = token
+        self.users = users if users is not None else [x_user(n) for n in range(4)]
+        self.referenced = referenced or []
         self.remaining = 450
+        self.billed = {"posts": 0, "users": 0}  # what X would bill: every post and user returned
 
     def answer(self, request: Request) -> Reply:
         if request.headers.get("authorization") != f"Bearer {self.token}":
@@ -250,7 +262,10 @@ class FakeX(FakeApi):
             t
             for t in self.tweets
             if f"#{tag}" in t["text"].lower()
-            and ("-is:retweet" not in terms or "referenced_tweets" not in t)
+            and (
+                "-is:retweet" not in terms
+                or all(ref["type"] != "retweeted" for ref in t.get("referenced_tweets") or ())
+            )
             and int(t["id"]) > int(q.get("since_id", 0))
             and (
                 "next_token" not in q
@@ -274,9 +289,13 @@ class FakeX(FakeApi):
         if page:
             authors = {t["author_id"] for t in page}
             body["data"] = page
-            body["includes"] = {
-                "users": [x_user(n) for n in range(4) if x_user(n)["id"] in authors]
-            }
+            body["includes"] = {"users": [u for u in self.users if u["id"] in authors]}
+            if "referenced_tweets.id" in q.get("expansions", "").split(","):
+                ids = {ref["id"] for t in page for ref in t.get("referenced_tweets") or ()}
+                if included := [t for t in self.referenced if t["id"] in ids]:
+                    body["includes"]["tweets"] = included
+            self.billed["posts"] += len(page)
+            self.billed["users"] += len(body["includes"]["users"])
         return Reply(200, body, headers)
 
 

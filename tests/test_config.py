@@ -60,6 +60,17 @@ limit = 500
     assert config.limit == 500
 
 
+def test_the_original_projects_hashtag_with_its_hash_is_accepted(tmp_path, monkeypatch):
+    # its configuration.conf wrote `hashtag = #dataengineering`; users bring the file as it is
+    path = write(tmp_path, "[twitter_config]\nhashtag = #dataengineering\nlimit = 5000\n")
+    assert load_config(path).hashtag == "dataengineering"
+    monkeypatch.setenv("PULSE_TWITTER_CONFIG_HASHTAG", "#dbt")
+    assert load_config(path).hashtag == "dbt"
+    monkeypatch.setenv("PULSE_TWITTER_CONFIG_HASHTAG", "##dbt")
+    with pytest.raises(ConfigError, match=r"hashtag = '#dbt'.*one leading '#' is dropped"):
+        load_config(path)
+
+
 def test_explicit_pipeline_keys_win_over_gcp_keys(tmp_path):
     config = load_config(write(tmp_path, """
 [gcp_config]

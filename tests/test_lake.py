@@ -122,3 +122,16 @@ def test_relative_lake_path_and_url_forms(tmp_path, posts, monkeypatch):
     with lake.writer("r") as writer:
         writer.write(posts([1]))
     assert (tmp_path / "lake" / "posts" / "source=x").is_dir()
+
+
+def test_a_file_written_before_a_column_was_added_reads_with_it_null(tmp_path, posts):
+    # quoted_post came after the first lakes: their files lack it, and must still read whole
+    lake = Lake(str(tmp_path))
+    with lake.writer("r1") as writer:
+        [path] = writer.write(posts(range(3))).files
+    pq.write_table(pq.read_table(tmp_path / path).drop_columns(["quoted_post"]), tmp_path / path)
+    assert "quoted_post" not in pq.read_schema(tmp_path / path).names
+    table = lake.read_posts(path)
+    assert table.schema.equals(POST_SCHEMA, check_metadata=False)
+    assert table.column("quoted_post").to_pylist() == [None, None, None]
+    assert table.column("post_id").to_pylist() == ["x:0", "x:1", "x:2"]

@@ -92,6 +92,7 @@ def test_bluesky_post_view_maps_to_the_post_schema():
         "mentions": ["friend.bsky.social"],  # the handle shown, not the DID in the facet
         "links": ["https://example.com/4"],
         "client": None,
+        "quoted_post": None,
     }
     # createdAt is the client's: a post with an impossible or missing one keeps its indexedAt
     for created in ("2023-02-29T10:00:00Z", None):

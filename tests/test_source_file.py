@@ -173,6 +173,7 @@ def expected(
     counts=(None, None, None, None),
     is_repost=False,
     in_reply_to=None,
+    quoted_post=None,
     hashtags=(),
     mentions=(),
     links=(),
@@ -199,6 +200,7 @@ def expected(
         "mentions": list(mentions),
         "links": list(links),
         "client": client,
+        "quoted_post": quoted_post,
     }
 
 
@@ -218,11 +220,11 @@ EXPECTED_X = [
         T2,
         BOB,
         datetime(2022, 11, 23, 11, 30, tzinfo=UTC),
-        RETWEET["text"],
-        counts=(0, 3, 0, 0),
+        ORIGINAL["text"],  # the original's full text and counts, as X shows a retweet
+        counts=(10, 3, 1, 2),
         is_repost=True,
         hashtags=["dataengineering"],
-        mentions=["alice_de", "bobpipes"],
+        mentions=["bobpipes"],
         links=["https://example.com/post"],
         client="Twitter for iPhone",
     ),
@@ -243,6 +245,7 @@ EXPECTED_X = [
         datetime(2022, 11, 25, 18, tzinfo=UTC),
         QUOTE["text"],
         counts=(7, 1, 2, 0),
+        quoted_post=T1,
         hashtags=["dataops", "dataengineering"],
         mentions=["bobpipes"],
         links=["https://example.org/a"],

@@ -99,6 +99,7 @@ def test_mastodon_status_maps_to_the_post_schema():
         "mentions": ["bob@pipes.example"],
         "links": ["https://example.com/3"],
         "client": None,  # only the author's own instance tells the posting app
+        "quoted_post": None,
     }
     local = status_to_post(mastodon_status(7, "social.example", 3), "dataengineering", NOW)
     assert local["author_handle"] == "user3@social.example"  # acct has no domain there

@@ -22,7 +22,7 @@ import httpx
 
 from flows.cursors import Walk, WalkCursor
 from flows.sources.base import Record
-from flows.sources.http import USER_AGENT, HttpClient, TransientError, Unauthorized
+from flows.sources.http import USER_AGENT, HttpClient, TransientError, Unauthorized, json_body
 from flows.sources.paging import Page, PagedSource
 from flows.sources.secrets import Secret, secret_from_env
 
@@ -144,7 +144,7 @@ class BlueskySession(httpx.Auth):
                 f"{_error(response)}. {HOW_TO_FIX[401]}",
                 response.status_code,
             )
-        body = response.json()
+        body = json_body(response, what)
         self._access, self._refresh = Secret(body["accessJwt"]), Secret(body["refreshJwt"])
 
 
@@ -235,6 +235,9 @@ def post_view_to_post(view: dict[str, Any], hashtag: str, collected_at: datetime
                 shown = data[index["byteStart"] : index["byteEnd"]].decode("utf-8", "replace")
                 mentions.append(shown.lstrip("@"))
     tags += [tag.lower() for tag in record.get("tags") or ()]
+    card, quoted = _embedded(record.get("embed"))
+    if card:
+        links.append(card)
     reply = record.get("reply") or {}
     langs = record.get("langs") or []
     return {
@@ -259,7 +262,31 @@ def post_view_to_post(view: dict[str, Any], hashtag: str, collected_at: datetime
         "mentions": list(dict.fromkeys(mentions)),
         "links": list(dict.fromkeys(links)),
         "client": None,  # posts do not record the app that made them
+        "quoted_post": quoted,
     }
+
+
+def _embedded(embed: Any) -> tuple[str | None, str | None]:
+    """(the link card's URL, the quoted post's URI) of a post record's ``embed``.
+
+    A link may be shown only as a card (``app.bsky.embed.external``), with no link facet in the
+    text. A quote embeds the quoted post (``app.bsky.embed.record``), beside images, a video or a
+    card in ``app.bsky.embed.recordWithMedia``; an embedded feed, list or starter pack is no
+    quote.
+    """
+    if not isinstance(embed, dict):
+        return None, None
+    kind = embed.get("$type")
+    if kind == "app.bsky.embed.recordWithMedia":
+        card, _ = _embedded(embed.get("media"))
+        _, quoted = _embedded(embed.get("record"))
+        return card, quoted
+    if kind == "app.bsky.embed.external":
+        return (embed.get("external") or {}).get("uri"), None
+    if kind == "app.bsky.embed.record":
+        uri = (embed.get("record") or {}).get("uri")
+        return None, uri if isinstance(uri, str) and "/app.bsky.feed.post/" in uri else None
+    return None, None
 
 
 def _time(value: str) -> datetime:

@@ -139,16 +139,25 @@ def status_to_post(status: dict[str, Any], hashtag: str, collected_at: datetime)
     """One Mastodon Status entity as a POST_SCHEMA row.
 
     A boost shows the boosted status's text and counts, with ``is_repost`` set; the author is
-    who boosted it.
+    who boosted it. A poll's options follow the text, one a line, as Mastodon lists them under
+    it. A quote (Mastodon 4.5+, or a quoting post federated in) is `quoted_post`, and the
+    "RE: <url>" that the server adds to its content for other software is left out, as
+    Mastodon's own interface leaves it out.
     """
     shown = status.get("reblog") or status
     account = status["account"]
     html = shown.get("content") or ""
-    text = html_to_text(html)
+    content = _parse(html)
+    text = "".join(content.parts).strip()
     if not text and shown.get("spoiler_text"):
         text = shown["spoiler_text"]
+    poll = shown.get("poll") or {}
+    options = [option.get("title") or "" for option in poll.get("options") or ()]
+    if options:
+        text = "\n\n".join(part for part in (text, "\n".join(options)) if part)
     uri = status["uri"]
     application = shown.get("application") or {}
+    quote = shown.get("quote") or {}
     return {
         "post_id": f"mastodon:{uri}",
         "source": "mastodon",
@@ -170,8 +179,11 @@ def status_to_post(status: dict[str, Any], hashtag: str, collected_at: datetime)
         "in_reply_to": shown.get("in_reply_to_id"),
         "hashtags": list(dict.fromkeys(tag["name"].lower() for tag in shown.get("tags") or ())),
         "mentions": [_handle(mention) for mention in shown.get("mentions") or ()],
-        "links": _links(html),
+        "links": list(dict.fromkeys(content.links)),
         "client": application.get("name"),
+        # the quote's own uri; only the RE: link where the quoted post is not shown (pending,
+        # revoked, deleted) or the quote comes from software without Mastodon's `quote`
+        "quoted_post": (quote.get("quoted_status") or {}).get("uri") or content.quote,
     }
 
 
@@ -193,40 +205,57 @@ def html_to_text(html: str) -> str:
         ...              '<span>x.org/a</span></a></p><p>bye&amp;<br>ok</p>')
         'Hi https://x.org/a\\n\\nbye&\\nok'
     """
+    return "".join(_parse(html).parts).strip()
+
+
+def _parse(html: str) -> _Text:
     parser = _Text()
     parser.feed(html)
     parser.close()
-    return "".join(parser.parts).strip()
-
-
-def _links(html: str) -> list[str]:
-    """Link targets, without the links Mastodon makes for mentions and hashtags."""
-    parser = _Text()
-    parser.feed(html)
-    parser.close()
-    return list(dict.fromkeys(parser.links))
+    return parser
 
 
 class _Text(HTMLParser):
+    """The text and link targets of Mastodon's HTML, without the links Mastodon makes for
+    mentions and hashtags, and without the ``quote-inline`` element (its link is `quote`)."""
+
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.links: list[str] = []
+        self.quote: str | None = None
         self._paragraphs = 0
+        # while inside the quote-inline element: its tag, and how deep in tags of that name
+        self._hidden: str | None = None
+        self._depth = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "br":
+        attributes = dict(attrs)
+        if self._hidden:
+            self._depth += tag == self._hidden
+            if tag == "a" and self.quote is None:
+                self.quote = attributes.get("href")
+            return
+        if "quote-inline" in (attributes.get("class") or "").split():
+            self._hidden, self._depth = tag, 1
+        elif tag == "br":
             self.parts.append("\n")
         elif tag == "p":
             if self._paragraphs:
                 self.parts.append("\n\n")
             self._paragraphs += 1
         elif tag == "a":
-            attributes = dict(attrs)
             classes = (attributes.get("class") or "").split()
             href = attributes.get("href")
             if href and not {"mention", "hashtag"} & set(classes):
                 self.links.append(href)
 
+    def handle_endtag(self, tag: str) -> None:
+        if tag == self._hidden:
+            self._depth -= 1
+            if not self._depth:
+                self._hidden = None
+
     def handle_data(self, data: str) -> None:
-        self.parts.append(data)
+        if not self._hidden:
+            self.parts.append(data)

@@ -23,7 +23,7 @@ import httpx
 from flows.cursors import Walk
 from flows.settings import ConfigError
 from flows.sources.base import Record
-from flows.sources.http import HttpClient, TransientError, Unauthorized
+from flows.sources.http import HttpClient, TransientError, Unauthorized, json_body
 from flows.sources.paging import Page, PagedSource
 from flows.sources.secrets import Secret, secret_from_env
 
@@ -41,7 +41,12 @@ HOW_TO_FIX = {
     "the app lacks API access; remove it from [reddit] subreddits or check the app.",
     404: "No such listing: check [reddit] subreddits (names without r/) and base_url.",
 }
-_HASHTAG = re.compile(r"(?<![\w&/])#(\w+)")
+# a '#' after a word, '&', '/', '#' (a markdown heading, ``###Progress``) or '](' (a markdown
+# anchor, ``[*](#tooltip)``) starts no hashtag; nor does one at a line's start: Reddit shows
+# ``#Word`` there as a heading
+_HASHTAG = re.compile(r"(?<![\w&/#])(?<!\]\()(?<!^)#(\w+)", re.MULTILINE)
+# what Reddit puts in place of the body of a removed or deleted post
+_GONE = ("[removed]", "[deleted]")
 _USER = re.compile(r"(?<![\w/])/?u/([\w-]{3,20})")
 _LINK = re.compile(r"https?://[^\s<>\"'\])]+")
 
@@ -145,7 +150,7 @@ class RedditToken(httpx.Auth):
         what = f"POST {response.request.url}"
         if response.status_code == 429 or response.status_code >= 500:
             raise TransientError(f"{what} answered {response.status_code}")
-        body = response.json() if response.status_code == 200 else {}
+        body = json_body(response, what) if response.status_code == 200 else {}
         if "access_token" not in body:  # Reddit answers 200 {"error": "invalid_grant"} too
             raise Unauthorized(
                 f"reddit: {what} answered {response.status_code} without a token "
@@ -221,8 +226,10 @@ def _number(name: str | None) -> int:
 
 def link_to_post(post: dict[str, Any], hashtag: str, collected_at: datetime) -> Record:
     """One Reddit link (``kind: t3``) as a POST_SCHEMA row: the title, then the body."""
-    text = "\n\n".join(part for part in (post.get("title"), post.get("selftext")) if part)
-    links = _LINK.findall(post.get("selftext") or "")
+    body = post.get("selftext") or ""
+    body = "" if body.strip() in _GONE else body
+    text = "\n\n".join(part for part in (post.get("title"), body) if part)
+    links = _LINK.findall(body)
     if not post.get("is_self") and post.get("url"):
         links.insert(0, post["url"])
     author = post.get("author")
@@ -244,7 +251,10 @@ def link_to_post(post: dict[str, Any], hashtag: str, collected_at: datetime) -> 
         "quote_count": None,
         "is_repost": bool(post.get("crosspost_parent")),
         "in_reply_to": None,
-        "hashtags": list(dict.fromkeys(tag.lower() for tag in _HASHTAG.findall(text))),
+        # a number (``#1``) is no hashtag, as on every platform that has them
+        "hashtags": list(
+            dict.fromkeys(tag.lower() for tag in _HASHTAG.findall(text) if not tag.isdigit())
+        ),
         "mentions": list(dict.fromkeys(_USER.findall(text))),
         "links": list(dict.fromkeys(link.rstrip(".,;:!?") for link in links)),
         "client": None,  # Reddit does not say which app posted

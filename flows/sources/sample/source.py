@@ -140,7 +140,7 @@ def generate_posts(
             f"indices [{start}, {stop}) are outside the sample's 0..{settings.posts} posts"
         )
     tag = hashtag.removeprefix("#")
-    if not re.fullmatch(r"\w+", tag, re.ASCII):
+    if not re.fullmatch(r"\w+", tag):  # any script, as [twitter_config] hashtag allows
         raise ValueError(f"hashtag {hashtag!r}: use letters, digits and underscores only")
     bank = text_bank(tag)
     people = authors()
@@ -208,6 +208,7 @@ def generate_posts(
             _offsets(has_link), bank.link_urls.take(parts.link[has_link])
         ),
         "client": CLIENT_NAMES.take(client_of(src, author, seed)),
+        "quoted_post": pa.nulls(n, pa.string()),  # the sample does not quote
     }
     return pa.Table.from_arrays(list(columns.values()), schema=POST_SCHEMA)
 
