@@ -16,7 +16,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import WAREHOUSE_ENV, queries
+from dashboard import WAREHOUSE_ENV, health, queries
 from dashboard.queries import Filters, Query
 from flows.schema import SENTIMENT_LABELS
 from flows.settings import ConfigError, parse_warehouse_url
@@ -395,6 +395,10 @@ def main() -> None:
         if overview["posts"] == 0:
             fetch.clear()  # so that the reload after a first load shows the posts at once
             show_empty(url, "The warehouse holds no posts yet.")
+            runs = fetch(url, queries.collection_health(Filters(), health.month_start()))
+            if not runs.empty:  # runs that failed are why there are no posts
+                health.warn(runs)
+                health.section(runs)
             return
         filters, topics_shown, rows_shown = sidebar(url, overview)
         summary = fetch(url, queries.headline(filters)).iloc[0]
@@ -405,6 +409,8 @@ def main() -> None:
             st.warning("No posts match these filters: widen the dates or clear a filter.")
             return
         header(summary, hashtags)
+        runs = fetch(url, queries.collection_health(filters, health.month_start()))
+        health.warn(runs)
         headline(summary)
         days = pd.date_range(summary["first_day"], summary["last_day"])
         sentiment_chart(fetch(url, queries.sentiment_by_day(filters)), days)
@@ -415,6 +421,7 @@ def main() -> None:
         with right:
             authors_table(fetch(url, queries.top_authors(filters, rows_shown)))
         posts_table(fetch(url, queries.top_posts(filters, rows_shown)))
+        health.section(runs)
     except WarehouseError as exc:
         st.error(f"The warehouse could not be read: {exc}", icon=":material/error:")
 

@@ -8,7 +8,7 @@ chosen value, and the values travel as parameters. The SQL keeps to forms every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 # A statement and its parameters, hashable so that the page can cache results by it.
@@ -169,3 +169,42 @@ def top_posts(filters: Filters, limit: int) -> Query:
         ORDER BY engagement DESC, created_at DESC, post_id
         LIMIT ?"""
     return sql, (*params, limit)
+
+
+def collection_health(filters: Filters, month: date) -> Query:
+    """Per source (of the chosen sources and hashtags): its last run (when, status, why), and
+    over the chosen days its runs, new posts, failures, gaps and rate-limit waits; and what its
+    runs cost since `month` (the first day of this month), whatever the days chosen."""
+    scope, scope_params = replace(filters, start=None, end=None, topics=()).where()
+    days = replace(filters, sources=(), hashtags=(), topics=())
+    period, period_params = days.where()
+    shown = period.removeprefix("WHERE ") or "TRUE"
+
+    def in_period(column: str) -> str:
+        return f"SUM({column} * shown)"
+
+    sql = f"""
+        SELECT
+            source,
+            MAX(last_finished_at) AS last_run,
+            MAX(CASE WHEN run_rank = 1 THEN last_status END) AS last_status,
+            MAX(CASE WHEN run_rank = 1 THEN last_reason END) AS last_reason,
+            CAST({in_period("runs")} AS BIGINT) AS runs,
+            CAST({in_period("posts")} AS BIGINT) AS posts,
+            CAST({in_period("failures")} AS BIGINT) AS failures,
+            CAST({in_period("gaps")} AS BIGINT) AS gaps,
+            {in_period("rate_limit_wait_s")} AS rate_limit_wait_s,
+            SUM(CASE WHEN day >= ? THEN cost_usd ELSE 0 END) AS cost_this_month
+        FROM (
+            SELECT
+                h.*,
+                CASE WHEN {shown} THEN 1 ELSE 0 END AS shown,
+                ROW_NUMBER() OVER (
+                    PARTITION BY source ORDER BY last_finished_at DESC, hashtag
+                ) AS run_rank
+            FROM source_health AS h
+            {scope}
+        ) AS health
+        GROUP BY source
+        ORDER BY source"""
+    return sql, (month, *period_params, *scope_params)

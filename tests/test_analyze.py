@@ -72,6 +72,9 @@ def test_a_recreated_warehouse_is_filled_again(tmp_path, caplog):
     (tmp_path / "w.duckdb").unlink()  # dropped, or a new file: the manifest still says loaded
     again = analyze.analyze(config, backend=EchoBackend())
     assert (again.posts_loaded, again.analysed) == (first.posts_loaded, first.analysed)
-    assert again.totals == {"posts": first.posts_loaded, "post_nlp": first.analysed}
+    assert (first.runs_loaded, again.runs_loaded) == (1, 1)  # the sample run's record, again
+    assert again.totals == {
+        "posts": first.posts_loaded, "post_nlp": first.analysed, "collection_runs": 1
+    }
     assert "holds no posts: loading every lake file into it again" in caplog.text
     assert analyze.analyze(config, backend=EchoBackend()).files == 0  # then nothing pending

@@ -23,6 +23,7 @@ from google.auth.credentials import AnonymousCredentials  # noqa: E402
 
 from dashboard import queries  # noqa: E402
 from flows.lake.lake import Lake  # noqa: E402
+from flows.lake.runs import CollectionRun, RunLog  # noqa: E402
 from flows.warehouse.base import WarehouseError  # noqa: E402
 from flows.schema import posts_table  # noqa: E402
 from flows.warehouse.bigquery_warehouse import BigQueryWarehouse, bigquery_schema  # noqa: E402
@@ -31,6 +32,7 @@ from flows.warehouse.tables import POST_NLP  # noqa: E402
 from flows.warehouse.tables import POSTS as POSTS_TABLE  # noqa: E402
 from flows.warehouse.views import VIEW_NAMES  # noqa: E402
 from servers import bigquery_emulator, fake_gcs  # noqa: E402
+from test_collection_health import RUNS  # noqa: E402
 from test_dashboard import FIRST_DAY, dashboard_rows  # noqa: E402
 from test_warehouse_duckdb import POSTS, RESULTS, older, post, utc  # noqa: E402
 
@@ -130,7 +132,7 @@ def test_bigquery_creates_the_dataset_partitioned_tables_and_views(url):
         assert warehouse.query("SELECT * FROM top_posts").column_names == ["post_id"]
     with bigquery(url) as reopened:  # opening again changes nothing else, and keeps the data
         assert reopened.query("SELECT * FROM top_posts").column_names == columns
-        assert reopened.counts() == {"posts": 0, "post_nlp": 0}
+        assert reopened.counts() == {"posts": 0, "post_nlp": 0, "collection_runs": 0}
 
 
 def test_bigquery_loads_posts_from_the_gcs_lake_with_load_jobs_and_merge_is_idempotent(
@@ -152,7 +154,7 @@ def test_bigquery_loads_posts_from_the_gcs_lake_with_load_jobs_and_merge_is_idem
         assert re.search(r"MERGE job \S+ into posts: 30 inserted", caplog.text)
 
         assert warehouse.load_posts(batch, files) == 0  # the same files again: nothing changes
-        assert warehouse.counts() == {"posts": 30, "post_nlp": 0}
+        assert warehouse.counts() == {"posts": 30, "post_nlp": 0, "collection_runs": 0}
         stored = warehouse.query("SELECT * FROM posts WHERE post_id = ?", ["x:21"]).to_pylist()[0]
         expected = batch.filter(pa.compute.equal(batch["post_id"], "x:21")).to_pylist()[0]
         assert stored == expected  # every column, lists and timestamps included
@@ -166,7 +168,7 @@ def test_bigquery_loads_posts_from_the_gcs_lake_with_load_jobs_and_merge_is_idem
         assert likes == [{"like_count": 99}]
         # staging tables are dropped after each MERGE
         names = {t.table_id for t in warehouse.client.list_tables(f"{PROJECT}.{warehouse.dataset}")}
-        assert names == {"posts", "post_nlp", *VIEW_NAMES}
+        assert names == {"posts", "post_nlp", "collection_runs", *VIEW_NAMES}
 
 
 def test_bigquery_merges_nlp_results_once_and_finds_analysed_posts(url):
@@ -198,6 +200,19 @@ def test_bigquery_merges_nlp_results_once_and_finds_analysed_posts(url):
         ]
 
 
+def test_bigquery_merges_collection_runs_once(url):
+    with bigquery(url) as warehouse:
+        assert warehouse.load_runs(RUNS) == RUNS.num_rows
+        assert warehouse.load_runs(RUNS) == 0
+        assert warehouse.counts()["collection_runs"] == RUNS.num_rows
+        table = warehouse.client.get_table(warehouse.table_id("collection_runs"))
+        assert table.clustering_fields == ["source"]
+        gaps = next(f for f in table.schema if f.name == "gaps")
+        assert (gaps.field_type, gaps.mode) == ("RECORD", "REPEATED")
+        stored = warehouse.query("SELECT * FROM collection_runs").to_pylist()
+        assert rows(pa.Table.from_pylist(stored)) == rows(RUNS)
+
+
 def test_bigquery_adds_the_columns_added_since_a_table_was_made(url):
     from google.cloud import bigquery as bq
 
@@ -217,7 +232,8 @@ def test_bigquery_adds_the_columns_added_since_a_table_was_made(url):
         ).result()
     # checked through queries: the emulator's table metadata does not follow DDL, BigQuery's does
     with bigquery(url) as warehouse:
-        assert warehouse.counts() == {"posts": 5, "post_nlp": 5}  # the rows there are kept
+        # the rows there are kept
+        assert warehouse.counts() == {"posts": 5, "post_nlp": 5, "collection_runs": 0}
         newer = posts_table([post("mastodon", "9", utc(21, 10), "dave", client="ios")])
         assert warehouse.load_posts(pa.concat_tables([POSTS, newer])) == 1
         assert warehouse.load_nlp(RESULTS) == 0
@@ -225,7 +241,7 @@ def test_bigquery_adds_the_columns_added_since_a_table_was_made(url):
         assert {r["client"] for r in clients if r["post_id"] != "mastodon:9"} == {None}
         assert {"post_id": "mastodon:9", "client": "ios"} in clients
     with bigquery(url) as reopened:  # opening again changes nothing
-        assert reopened.counts() == {"posts": 6, "post_nlp": 5}
+        assert reopened.counts() == {"posts": 6, "post_nlp": 5, "collection_runs": 0}
 
 
 @pytest.fixture(scope="module")
@@ -241,6 +257,7 @@ def twins(emulators, tmp_path_factory):
         for warehouse in (duck, big):
             warehouse.load_posts(posts)
             warehouse.load_nlp(results)
+            warehouse.load_runs(RUNS)
         twins[name] = (duck, big)
     yield twins
     for pair in twins.values():
@@ -273,6 +290,7 @@ def test_the_dashboard_queries_answer_the_same_on_bigquery(twins):
             queries.top_entities(filters, 5),
             queries.top_authors(filters, 5),
             queries.top_posts(filters, 5),
+            queries.collection_health(filters, FIRST_DAY + timedelta(days=1)),
         ]
     for sql, params in built:
         want = duck.query(sql, list(params))
@@ -311,16 +329,18 @@ def test_analyze_loads_a_gcs_lake_into_bigquery_once(
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulators.gcs)
     with lake.writer("r1") as writer:
         writer.write(pa.concat_tables([posts(range(12)), posts(range(12, 20), day=2)]))
+    RunLog(lake).record(CollectionRun.from_row(RUNS.to_pylist()[0]))
     conf = tmp_path / "configuration.conf"
     conf.write_text(f"[pipeline]\nlake = {lake.url}\nwarehouse = {url}\nnlp_backend = lite\n")
     config = load_config(conf)
 
     first = analyze(config)
     assert (first.files, first.posts_loaded, first.analysed) == (2, 20, 20)
-    assert first.totals == {"posts": 20, "post_nlp": 20}
+    assert first.totals == {"posts": 20, "post_nlp": 20, "collection_runs": 1}
+    assert first.runs_loaded == 1
     assert first.warehouse == url
     again = analyze(config)
-    assert (again.files, again.posts_loaded, again.analysed) == (0, 0, 0)
+    assert (again.files, again.posts_loaded, again.analysed, again.runs_loaded) == (0, 0, 0, 0)
     with bigquery(url) as warehouse:
         daily = warehouse.query("SELECT SUM(posts) AS n FROM daily_sentiment").to_pylist()
         assert daily == [{"n": 20}]

@@ -22,7 +22,9 @@ import pytest
 from servers import answers, free_port, running
 
 from dashboard import WAREHOUSE_ENV, dashboard_command, dashboard_env, queries
-from flows.schema import NLP_SCHEMA, posts_table
+from dashboard.health import month_start
+from flows.lake.runs import CollectionRun
+from flows.schema import COLLECTION_RUN_SCHEMA, NLP_SCHEMA, posts_table
 from flows.warehouse.open import open_warehouse
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -406,3 +408,115 @@ def test_dashboard_without_posts_says_how_to_load_them_and_shows_them_once_loade
         page.wait_for_selector('[data-testid="stMetric"]', timeout=45_000)
         settled_text(page)
         assert metrics(page)["Posts"] == "40"
+
+
+def health_runs(posts: pa.Table, now: datetime) -> pa.Table:
+    """A run per source and day of `posts` (landing that day's posts), bluesky's last one
+    failed, a gap in mastodon's tenth day; and an X run `now`, stopped by its budget."""
+    days = sorted({(row["source"], row["created_at"].date()) for row in posts.to_pylist()})
+    counts = {key: 0 for key in days}
+    for row in posts.to_pylist():
+        counts[row["source"], row["created_at"].date()] += 1
+    runs = []
+    for source, day in days:
+        start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=23)
+        run = CollectionRun(
+            f"run-{day}", source, "dataengineering", start, start + timedelta(minutes=3),
+            requests=4, posts_new=counts[source, day], retries=1, rate_limit_wait_s=90.0,
+            lag_s=600.0,
+        )
+        if source == "bluesky" and day == FIRST_DAY + timedelta(days=DAYS - 1):
+            run.status, run.reason = "failed", "bluesky: 401 Unauthorized: check the app password"
+        if source == "mastodon" and day == FIRST_DAY + timedelta(days=9):
+            run.gaps = [(start - timedelta(hours=3), start - timedelta(hours=1))]
+        runs.append(run)
+    runs.append(
+        CollectionRun(
+            "run-now", "x", "dataengineering", now - timedelta(minutes=5), now, status="stopped",
+            reason="x: stopped before the next request: [x] max_cost_per_run = 5.00 USD",
+            requests=5, posts_new=330, cost_usd=4.95,
+        )
+    )
+    return pa.Table.from_pylist([run.to_row() for run in runs], schema=COLLECTION_RUN_SCHEMA)
+
+
+ALERT_TEXT = '[data-testid="stAlert"] [data-testid="stMarkdownContainer"]'  # without the icon
+
+
+@needs_chromium
+def test_dashboard_shows_collection_health_and_warns_of_failures_and_gaps(tmp_path):
+    url = build_warehouse(tmp_path / "warehouse.duckdb")
+    posts, _ = dashboard_rows()
+    with open_warehouse(url) as warehouse:
+        warehouse.load_runs(health_runs(posts, datetime.now(UTC)))
+    last = FIRST_DAY + timedelta(days=DAYS - 1)
+    shown = queries.Filters(start=FIRST_DAY, end=last)
+    expected = {
+        row["source"]: row
+        for row in sql(url, *queries.collection_health(shown, month_start()))
+    }
+    assert expected["bluesky"]["posts"] == posts["source"].to_pylist().count("bluesky")
+    with dashboard(url, tmp_path / "streamlit.log") as address, browser() as page:
+        page.goto(address)
+        page.wait_for_selector('[data-testid="stMetric"]', timeout=45_000)
+        text = settled_text(page)
+        warning = page.locator(ALERT_TEXT).first
+        assert warning.inner_text() == (
+            "Collection trouble in these days, so some posts may be missing: bluesky: 1 failed "
+            "run; mastodon: 1 gap. See Collection health below."
+        )
+        assert warning.bounding_box()["y"] < 900  # on the first screen
+        assert "Collection health" in text and "Traceback" not in text
+        # the grid's accessible copy: one row per source, its cells' values
+        grid = page.locator('[data-testid="stDataFrame"]').nth(2)
+        cells = [
+            [cell.text_content() for cell in row.locator("td").all()]
+            for row in grid.locator("tbody tr").all()
+        ]
+        assert [row[0] for row in cells] == list(expected) == ["bluesky", "mastodon", "x"]
+        for row, want in zip(cells, expected.values(), strict=True):
+            waits = f"{want['rate_limit_wait_s'] / 60:g}"  # shown in minutes
+            assert row[3:8] == [str(want["runs"]), str(want["posts"]), waits] + [
+                str(want["gaps"]), str(want["failures"])
+            ]
+        assert cells[0][2] == "failed: bluesky: 401 Unauthorized: check the app password"
+        assert cells[1][2] == "ok"  # its last run
+        assert cells[2][2].startswith("stopped: x: stopped before the next request")
+        assert cells[2][-1] == "4.95" and expected["x"]["cost_this_month"] == pytest.approx(4.95)
+        height = page.evaluate("document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+        page.set_viewport_size({"width": 1440, "height": height})
+        settled_text(page)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "dashboard-health.png", full_page=True)
+
+        # mastodon alone: its gap is the only trouble left
+        page.goto(f"{address}/?source=mastodon")
+        page.wait_for_selector('[data-testid="stMetric"]', timeout=45_000)
+        settled_text(page)
+        assert page.locator(ALERT_TEXT).first.inner_text() == (
+            "Collection trouble in these days, so some posts may be missing: mastodon: 1 gap. "
+            "See Collection health below."
+        )
+
+
+@needs_chromium
+def test_an_empty_warehouse_shows_why_when_collection_failed(tmp_path):
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    now = datetime.now(UTC)
+    refused = CollectionRun(
+        "run-1", "x", "dataengineering", now - timedelta(minutes=1), now, status="failed",
+        reason="x: 401 Unauthorized: copy the bearer token again", requests=1,
+    )
+    with open_warehouse(url) as warehouse:
+        warehouse.load_runs(pa.Table.from_pylist([refused.to_row()], schema=COLLECTION_RUN_SCHEMA))
+    with dashboard(url, tmp_path / "streamlit.log") as address, browser() as page:
+        page.goto(address)
+        page.wait_for_selector('[data-testid="stDataFrame"]', timeout=45_000)
+        text = settled_text(page)
+        assert "holds no posts yet" in text and "Collection health" in text
+        assert page.locator(ALERT_TEXT).nth(1).inner_text() == (
+            "Collection trouble in these days, so some posts may be missing: x: 1 failed run. "
+            "See Collection health below."
+        )
+        grid = page.locator('[data-testid="stDataFrame"]')
+        assert "failed: x: 401 Unauthorized" in grid.text_content()

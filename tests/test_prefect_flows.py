@@ -60,5 +60,6 @@ def test_prefect_flows_run_and_publish_counts(prefect_api, tmp_path):
     assert "| sample | 0 | 0 |" in artifacts(prefect_api, "web-to-gcs-summary")[0]
     latest, first = artifacts(prefect_api, "gcs-to-bq-summary")[:2]
     assert "| posts analysed | 0 |" in latest
+    assert "| collection runs loaded | 1 |" in latest  # the second collection's record
     totals = [line for line in first.splitlines() if "warehouse totals" in line]
-    assert totals and totals[0] in latest
+    assert totals and totals[0].replace("1 collection runs", "2 collection runs") in latest

@@ -151,7 +151,7 @@ def test_loads_are_idempotent(warehouse: DuckDBWarehouse) -> None:
     assert warehouse.load_nlp(RESULTS) == 5
     assert warehouse.load_posts(POSTS) == 0
     assert warehouse.load_nlp(RESULTS) == 0
-    assert warehouse.counts() == {"posts": 5, "post_nlp": 5}
+    assert warehouse.counts() == {"posts": 5, "post_nlp": 5, "collection_runs": 0}
     (distinct,) = rows(warehouse, "SELECT COUNT(DISTINCT post_id) AS n FROM posts")
     assert distinct["n"] == 5
     stored = warehouse.query("SELECT * FROM posts ORDER BY post_id")
@@ -223,7 +223,7 @@ def test_a_newer_result_of_the_same_model_replaces_the_old_one(loaded: DuckDBWar
         [GAMING],
         [{"text": "Steam", "type": "product"}],
     )
-    assert loaded.counts() == {"posts": 5, "post_nlp": 5}
+    assert loaded.counts() == {"posts": 5, "post_nlp": 5, "collection_runs": 0}
 
 
 def test_analysed_ids(loaded: DuckDBWarehouse) -> None:
@@ -313,6 +313,26 @@ EXPECTED_COLUMNS = {
         "quote_count",
         "engagement",
         "is_repost",
+    ],
+    "source_health": [
+        "day",
+        "source",
+        "hashtag",
+        "runs",
+        "failures",
+        "stops",
+        "requests",
+        "posts",
+        "duplicates",
+        "retries",
+        "rate_limit_wait_s",
+        "reconnects",
+        "gaps",
+        "max_lag_s",
+        "cost_usd",
+        "last_finished_at",
+        "last_status",
+        "last_reason",
     ],
 }
 
@@ -517,7 +537,7 @@ def test_opening_adds_the_columns_added_since_a_table_was_made(tmp_path: Path) -
             con.execute(f"INSERT INTO {spec.name} SELECT * FROM old_rows")
     with open_warehouse(f"duckdb:///{path}") as w:
         # the rows already there are kept, with NULL in the new columns
-        assert w.counts() == {"posts": 5, "post_nlp": 5}
+        assert w.counts() == {"posts": 5, "post_nlp": 5, "collection_runs": 0}
         stored = rows(w, "SELECT post_id, lang, client FROM posts ORDER BY post_id")
         assert {(r["lang"], r["client"]) for r in stored} == {(None, None)}
         # a load of today's rows merges into them, and the views read every column
@@ -531,7 +551,7 @@ def test_opening_adds_the_columns_added_since_a_table_was_made(tmp_path: Path) -
         names = [row[0] for row in con.execute("DESCRIBE posts").fetchall()]
     assert sorted(names) == sorted(POSTS_TABLE.schema.names)  # each added once
     with open_warehouse(f"duckdb:///{path}") as w:  # opening again changes nothing
-        assert w.counts() == {"posts": 6, "post_nlp": 5}
+        assert w.counts() == {"posts": 6, "post_nlp": 5, "collection_runs": 0}
 
 
 def test_a_missing_not_null_column_is_refused_with_the_fix(tmp_path: Path) -> None:
@@ -560,7 +580,7 @@ def test_absolute_url(tmp_path: Path) -> None:
     target = tmp_path / "abs" / "w.duckdb"
     with open_warehouse(f"duckdb:///{target}") as w:  # four slashes: three, then "/tmp..."
         assert w.path == target and w.url == f"duckdb:///{target}"
-        assert w.counts() == {"posts": 0, "post_nlp": 0}
+        assert w.counts() == {"posts": 0, "post_nlp": 0, "collection_runs": 0}
 
 
 @pytest.mark.parametrize("url", ["bigquery://my-project", "bigquery://my-project/", "bigquery:///pulse", "bigquery://p/d/x"])

@@ -6,8 +6,10 @@ Layout under the lake root (a local folder or ``gs://bucket/prefix``, through fs
     _state/cursors.json      per source and hashtag: the cursor (`flows.cursors`) that holds after
                              the last batch, with the file's format version
     _state/manifest.json     every posts file, its row count, and which (model, warehouse) loaded it
+    runs/, _state/runs.json  the record of each collection run (`flows.lake.runs`)
     _state/<name>.lock       locks (`flows.lake.lock`): one collector per source, one analyzer, and a
                              short one around each read-modify-write of the JSON state above
+    _quarantine/posts/...    posts files found unreadable (truncated, not Parquet), moved aside
 
 A post's partition follows from its own ``created_at``, which never changes, so a post can only
 ever be a duplicate of a post in the same partition: de-duplication reads the ids of the files the
@@ -21,6 +23,7 @@ again).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterable
@@ -41,8 +44,11 @@ from flows.cursors import SourceCursor, dump_cursors, load_cursors, new_cursor
 from flows.lake.lock import lake_lock
 from flows.schema import POST_SCHEMA
 
+log = logging.getLogger(__name__)
+
 POSTS_DIR = "posts"
 STATE_DIR = "_state"
+QUARANTINE_DIR = "_quarantine"  # posts files that could not be read, moved aside
 _DAY_US = 86_400 * 1_000_000
 
 
@@ -53,6 +59,7 @@ class WriteResult:
     received: int = 0
     new: int = 0
     files: list[str] = field(default_factory=list)
+    newest: datetime | None = None  # the latest created_at among the new posts
 
     @property
     def duplicates(self) -> int:
@@ -96,9 +103,14 @@ class Lake:
         if isinstance(self.fs, LocalFileSystem):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-            with open(tmp, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
+            try:
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, path)
+            except OSError as exc:  # a full disk: leave no half file to fill it further
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                raise OSError(exc.errno, exc.strerror, path) from exc
         else:  # object stores: a single-request upload is atomic
             self.fs.pipe_file(path, data)
 
@@ -178,10 +190,40 @@ class Lake:
 
         self._update_json("manifest.json", mark)
 
-    def read_posts(self, path: str) -> pa.Table:
-        """One posts file (a lake-relative path from the manifest) as a POST_SCHEMA table."""
-        with self.fs.open(self._path(path), "rb") as handle:
-            return pq.read_table(handle, schema=POST_SCHEMA)
+    def read_posts(self, path: str, columns: list[str] | None = None) -> pa.Table | None:
+        """One posts file (a lake-relative path from the manifest) as a POST_SCHEMA table, or
+        None when the file is not Parquet any more (truncated, overwritten): it is then moved
+        aside (`quarantine`) so that the rest of the lake goes on.
+
+        Raises:
+            OSError: the file could not be read (missing, the network); it stays where it is.
+        """
+        try:
+            with self.fs.open(self._path(path), "rb") as handle:
+                return pq.read_table(handle, schema=POST_SCHEMA, columns=columns)
+        except (pa.ArrowException, OSError):
+            data = self.fs.cat_file(self._path(path))  # an error here is I/O, not the file's
+            try:
+                pq.read_table(pa.BufferReader(data))
+            except (pa.ArrowException, OSError) as corrupt:
+                self.quarantine(path, corrupt)
+                return None
+            raise  # sound Parquet that still failed (a schema, a blip): not the file's fault
+
+    def quarantine(self, path: str, reason: object) -> None:
+        """Drop posts file `path` from the manifest and move it to ``_quarantine/<path>``.
+
+        The manifest goes first: a run killed in between leaves an unlisted file, which no
+        reader sees, rather than a listed file that is missing.
+        """
+        self._update_json("manifest.json", lambda data: data.get("files", {}).pop(path, None))
+        target = self._path(QUARANTINE_DIR, path)
+        self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.mv(self._path(path), target)
+        log.warning(
+            "%s is not a readable Parquet file (%s): moved to %s, its posts left out of the lake",
+            self.uri(path), reason, self.uri(f"{QUARANTINE_DIR}/{path}"),
+        )
 
     def count_posts(self) -> int:
         return sum(entry["rows"] for entry in self.manifest().values())
@@ -197,10 +239,10 @@ class Lake:
         lake (analyze never reads it), so its posts must be written again, not skipped.
         """
         prefix = f"{POSTS_DIR}/source={source}/date={day}/"
-        files = [self._path(path) for path in listed if path.startswith(prefix)]
-        if not files:
+        tables = [self.read_posts(path, ["post_id"]) for path in listed if path.startswith(prefix)]
+        ids = [table.column(0) for table in tables if table is not None]
+        if not ids:
             return np.empty(0, dtype=np.uint64)
-        ids = [pq.read_table(f, columns=["post_id"], filesystem=self.fs).column(0) for f in files]
         return np.unique(np.concatenate([_hashes(chunk) for chunk in ids]))
 
 
@@ -245,7 +287,8 @@ class LakeWriter:
         first.sort()
         posts, hashes = posts.take(pa.array(first)), hashes[first]
 
-        days = pc.cast(posts.column("created_at"), pa.int64()).to_numpy() // _DAY_US
+        micros = pc.cast(posts.column("created_at"), pa.int64()).to_numpy()
+        days = micros // _DAY_US
         sources = pc.dictionary_encode(posts.column("source")).combine_chunks()
         codes = sources.indices.to_numpy().astype(np.int64) * 1_000_000 + days
         order = np.argsort(codes, kind="stable")
@@ -265,6 +308,8 @@ class LakeWriter:
                 "loaded_into": [],
             }
             result.new += len(new_rows)
+            newest = datetime.fromtimestamp(micros[new_rows].max() / 1e6, timezone.utc)
+            result.newest = max(filter(None, (result.newest, newest)))
         self._seq += 1
         if entries:
             self.lake._record_files(entries)

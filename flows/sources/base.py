@@ -34,6 +34,7 @@ class Source(Protocol):
     """What the collector needs from a source."""
 
     name: ClassVar[str]
+    # Sources that call an API also have ``usage: Usage``, which the collector records.
 
     def fetch(self, hashtag: str, cursor: Any, limit: int | None) -> Iterator[Batch]:
         """Yield batches of posts newer than `cursor` (of the source's kind in
@@ -43,3 +44,27 @@ class Source(Protocol):
 
 class SourceError(RuntimeError):
     """A source cannot run; the message says why and what to do. Other sources still run."""
+
+
+class SourceStopped(SourceError):
+    """A source stopped early on purpose (its budget is spent, a rate limit resets too late):
+    what it got is kept, and the next run resumes from its cursor."""
+
+
+@dataclass
+class Usage:
+    """What one run of a source used, counted as it happens: requests, retries and rate-limit
+    waits by its HTTP client (`flows.sources.http`), money by a source that bills per use."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limit_wait_s: float = 0.0
+    cost_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What a paid source had spent before this run, from the lake's run records."""
+
+    this_month_usd: float = 0.0
+    this_run_usd: float = 0.0  # by an earlier try of this same run (a retried task)

@@ -7,6 +7,8 @@
   Reddit, ``RateLimit-*`` on Bluesky), the next request first sleeps until the announced reset,
   so the API need not answer 429. 401, 403 and 404 raise typed `HttpError`s at once, whose
   messages name the fix; no message or log line holds a secret (`flows.sources.secrets`).
+  Every request sent (retries, logins and redirects included), every retry and every second
+  waited for a rate limit is counted in the client's `Usage`, which the run's record reports.
 - `BearerToken` sends a secret token with every request.
 
 Paging over the client is `flows.sources.paging`.
@@ -24,7 +26,7 @@ from typing import Any, Self
 import httpx
 import tenacity
 
-from flows.sources.base import SourceError
+from flows.sources.base import SourceError, SourceStopped, Usage
 from flows.sources.secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ class NotFound(HttpError):
     """404: the endpoint or resource does not exist (a wrong base URL, a wrong name)."""
 
 
-class RateLimited(HttpError):
+class RateLimited(HttpError, SourceStopped):
     """The rate-limit window resets later than the source is willing to wait."""
 
 
@@ -81,12 +83,38 @@ _STATUS_ERRORS: dict[int, type[HttpError]] = {401: Unauthorized, 403: Forbidden,
 
 
 class TransientError(Exception):
-    """A failure worth retrying; `wait` is the pause the API asked for, if it said."""
+    """A failure worth retrying; `wait` is the pause the API asked for, if it said;
+    `rate_limited` when the API said 429 (the pause is then a rate-limit wait)."""
 
-    def __init__(self, message: str, wait: float | None = None, malformed: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        wait: float | None = None,
+        malformed: bool = False,
+        rate_limited: bool = False,
+    ) -> None:
         super().__init__(message)
         self.wait = wait
         self.malformed = malformed
+        self.rate_limited = rate_limited
+
+
+def json_body(response: httpx.Response, what: str) -> Any:
+    """The JSON body of `response` to request `what`.
+
+    Raises:
+        TransientError: the body is not JSON (a proxy's error page, say): worth another try,
+            and `MalformedBody` once the tries are spent. Logins use it too.
+    """
+    try:
+        return response.json()
+    except ValueError as exc:  # UnicodeDecodeError too
+        start = response.text[:80].replace("\n", " ")
+        raise TransientError(
+            f"{what} answered {response.status_code} with a body that is not JSON ({exc}; it "
+            f"starts {start!r})",
+            malformed=True,
+        ) from None
 
 
 # --- authentication and messages ------------------------------------------------------
@@ -129,6 +157,9 @@ class HttpClient:
         max_wait: the longest rate-limit wait accepted; a later reset raises `RateLimited`.
         sleep, clock: injectable for tests (`time.sleep`, `time.time`).
 
+    Attributes:
+        usage: the requests sent, the retries and the rate-limit waits so far.
+
     Example:
         >>> with HttpClient("mastodon") as client:  # doctest: +SKIP
         ...     statuses, response = client.get_json("https://mastodon.social/api/v1/timelines/tag/python")
@@ -159,11 +190,14 @@ class HttpClient:
             initial=backoff, max=max_backoff, jitter=backoff
         )
         self._ready_at: dict[str, float] = {}  # host → when its spent rate-limit window resets
+        self.usage = Usage()
         self._session = httpx.Client(
             auth=auth,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})},
             timeout=timeout,
             follow_redirects=True,
+            # a hook sees every request on the wire: an auth flow's logins and redirects too
+            event_hooks={"request": [self._count_request]},
         )
 
     def __repr__(self) -> str:
@@ -177,6 +211,9 @@ class HttpClient:
 
     def close(self) -> None:
         self._session.close()
+
+    def _count_request(self, request: httpx.Request) -> None:
+        self.usage.requests += 1
 
     def get_json(
         self, url: str, params: Mapping[str, Any] | None = None
@@ -199,14 +236,7 @@ class HttpClient:
             wait=self._wait,
             retry=tenacity.retry_if_exception_type(TransientError),
             sleep=self._sleep,
-            before_sleep=lambda state: log.warning(
-                "%s: %s; try %d of %d in %.1f s",
-                self.source,
-                state.outcome.exception(),
-                state.attempt_number + 1,
-                self.attempts,
-                state.next_action.sleep,
-            ),
+            before_sleep=self._before_retry,
             reraise=True,
         )
         try:
@@ -214,6 +244,21 @@ class HttpClient:
         except TransientError as exc:
             error = MalformedBody if exc.malformed else GaveUp
             raise error(f"{self.source}: {exc} (gave up after {self.attempts} tries)") from None
+
+    def _before_retry(self, state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        pause = state.next_action.sleep if state.next_action else 0.0
+        self.usage.retries += 1
+        if isinstance(exc, TransientError) and exc.rate_limited:
+            self.usage.rate_limit_wait_s += pause
+        log.warning(
+            "%s: %s; try %d of %d in %.1f s",
+            self.source,
+            exc,
+            state.attempt_number + 1,
+            self.attempts,
+            pause,
+        )
 
     def _attempt(self, request: httpx.Request, what: str) -> tuple[Any, httpx.Response]:
         self._wait_for_window(request.url.host, what)
@@ -232,18 +277,11 @@ class HttpClient:
             )
             if wait is not None and wait > self.max_wait:
                 raise RateLimited(self._refusal(what, response, self._rate_limit_fix(wait)), status)
-            raise TransientError(f"{what} answered {status}", wait)
+            raise TransientError(f"{what} answered {status}", wait, rate_limited=status == 429)
         if status >= 400:
             error = _STATUS_ERRORS.get(status, HttpError)
             raise error(self._refusal(what, response, self.fixes.get(status, "")), status)
-        try:
-            return response.json(), response
-        except ValueError as exc:  # UnicodeDecodeError too
-            start = response.text[:80].replace("\n", " ")
-            raise TransientError(
-                f"{what} answered {status} with a body that is not JSON ({exc}; it starts {start!r})",
-                malformed=True,
-            ) from None
+        return json_body(response, what), response
 
     def _refusal(self, what: str, response: httpx.Response, fix: str) -> str:
         detail = _api_message(response)
@@ -304,6 +342,7 @@ class HttpClient:
             host,
             wait,
         )
+        self.usage.rate_limit_wait_s += wait
         self._sleep(wait)
 
 

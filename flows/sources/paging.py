@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 from flows.cursors import Walk, WalkCursor
 from flows.schema import posts_table
-from flows.sources.base import Batch, Record, SourceError
+from flows.sources.base import Batch, Record, SourceError, Usage
 from flows.sources.http import HttpClient, HttpError, MalformedBody
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,11 @@ class PagedSource(ABC):
         self, hashtag: str, key: str, payload: Any, collected_at: datetime
     ) -> list[Record | str]:
         """A page's posts (POST_SCHEMA dicts) and, as strings, why items were skipped."""
+
+    @property
+    def usage(self) -> Usage:
+        """What this run used of the API: its client's count (nothing without a client)."""
+        return self.client.usage if self.client is not None else Usage()
 
     def close(self) -> None:
         """Release the HTTP session."""

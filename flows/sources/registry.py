@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.sources.base import Source
+from flows.sources.base import Source, Spent
 from flows.sources.bluesky import BlueskySettings, BlueskySource
 from flows.sources.file.source import FileSettings, FileSource
 from flows.sources.mastodon import MastodonSettings, MastodonSource
@@ -34,5 +34,11 @@ _SOURCES: dict[str, type] = {
 }
 
 
-def make_source(name: str, settings: Any) -> Source:
+# The sources that bill per use: they are told what was spent before, to keep to their budget.
+PAID_SOURCES = frozenset({"x"})
+
+
+def make_source(name: str, settings: Any, spent: Spent = Spent()) -> Source:
+    if name in PAID_SOURCES:
+        return _SOURCES[name](settings, spent=spent)
     return _SOURCES[name](settings)

@@ -6,8 +6,12 @@ bounds a walk at the newest post of the previous run. Authors come through
 ``expansions=author_id``. Pages are mapped by the X mapping the file source uses too
 (`flows.sources.x_payload.x_page_posts`), so live and imported X posts are the same rows.
 
-Every post and every author returned is billed (pay per use): ``[x] retweets = false`` (the
-default) leaves retweets out of the query, and ``[twitter_config] limit`` caps a run.
+Every post and every author returned is billed (pay per use, `PRICE_PER_POST` and
+`PRICE_PER_USER`): ``[x] retweets = false`` (the default) leaves retweets out of the query,
+``[twitter_config] limit`` caps a run's posts, and ``[x] max_cost_per_run`` and
+``max_cost_per_month`` its bill: no request starts whose worst case (a full page, every post by
+another author) would pass what is left; the page shrinks to fit, and when not even the smallest
+page fits, the run stops (`BudgetSpent`) and the next one resumes from its cursor.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flows.cursors import Walk
-from flows.sources.base import Record
+from flows.sources.base import Record, SourceStopped, Spent
 from flows.sources.http import BearerToken, HttpClient
 from flows.sources.paging import Page, PagedSource
 from flows.sources.secrets import Secret, secret_from_env
@@ -44,6 +48,15 @@ TWEET_FIELDS = (
 # since_id must be a post from the searchable window (7 days); older floors are dropped
 RECENT_WINDOW = timedelta(days=7) - timedelta(minutes=5)
 _TWITTER_EPOCH_MS = 1288834974657
+# X's published pay-per-use prices (USD), per post and per user object a request returns.
+PRICE_PER_POST = 0.005
+PRICE_PER_USER = 0.010
+_CENT_FRACTION = 1e-9  # float sums of prices: what is left is never short by a rounding error
+
+
+class BudgetSpent(SourceStopped):
+    """The next request could cost more than ``[x] max_cost_per_run`` or
+    ``max_cost_per_month`` leaves."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,9 @@ class XSettings:
         max_results: posts per page, 10 to 100.
         max_wait: the longest rate-limit wait, in seconds, before the source stops and
             leaves the rest to the next run.
+        max_cost_per_run: USD one run may spend (a retried run counts its tries together).
+        max_cost_per_month: USD the runs of one calendar month (UTC) may spend together, as
+            the lake's run records count them.
     """
 
     base_url: str = "https://api.x.com/2"
@@ -66,8 +82,13 @@ class XSettings:
     extra_query: str = ""
     max_results: int = 100
     max_wait: float = 960.0  # a 15-minute window and a margin
+    max_cost_per_run: float = 5.0
+    max_cost_per_month: float = 100.0
 
     def __post_init__(self) -> None:
+        for key in ("max_cost_per_run", "max_cost_per_month"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key}: must be 0 or more USD, got {getattr(self, key)}")
         if not 10 <= self.max_results <= 100:
             raise ValueError(f"max_results: must be between 10 and 100, got {self.max_results}")
         if not self.base_url.startswith(("https://", "http://")):
@@ -81,6 +102,11 @@ class XSettings:
         """Fail before any work when the secret is missing."""
         self.token()
 
+    def expansions(self) -> str:
+        """Authors, and with retweets the posts they retweet: a retweet's own text is cut to
+        "RT @user: …", the full original comes in ``includes.tweets`` (billed as posts read)."""
+        return "author_id,referenced_tweets.id" if self.retweets else "author_id"
+
     def query(self, hashtag: str) -> str:
         parts = [f"#{hashtag}", "" if self.retweets else "-is:retweet", self.extra_query]
         return " ".join(part for part in parts if part)
@@ -92,8 +118,12 @@ class XSource(PagedSource):
     name = "x"
     min_page_size = 10  # the API refuses max_results below 10
 
-    def __init__(self, settings: XSettings, **client_options: Any) -> None:
+    def __init__(
+        self, settings: XSettings, spent: Spent = Spent(), **client_options: Any
+    ) -> None:
         self.settings = settings
+        self.spent = spent
+        self._returned = [0, 0]  # posts and users returned (billed) in this run
         self.client = HttpClient(
             self.name,
             auth=BearerToken(settings.token()),
@@ -106,7 +136,51 @@ class XSource(PagedSource):
     def page_size(self) -> int:
         return self.settings.max_results
 
+    def _affordable(self, size: int) -> int:
+        """The largest page, at most `size`, whose worst-case bill fits both budgets.
+
+        Raises:
+            BudgetSpent: not even the smallest page fits.
+        """
+        cost = self.usage.cost_usd
+        budgets = (
+            (
+                "max_cost_per_run",
+                self.settings.max_cost_per_run,
+                self.spent.this_run_usd + cost,
+                "in this run",
+            ),
+            (
+                "max_cost_per_month",
+                self.settings.max_cost_per_month,
+                self.spent.this_month_usd + cost,
+                f"this month ({datetime.now(UTC):%B %Y}, UTC, by the runs the lake recorded)",
+            ),
+        )
+        key, limit, spent, when = min(budgets, key=lambda budget: budget[1] - budget[2])
+        # each post by another author; with retweets, each one bringing its original along
+        worst = PRICE_PER_POST * (2 if self.settings.retweets else 1) + PRICE_PER_USER
+        fits = int((limit - spent + _CENT_FRACTION) / worst)
+        if fits < self.min_page_size:
+            raise BudgetSpent(
+                f"x: stopped before the next request: [x] {key} = {limit:.2f} USD, "
+                f"{spent:.3f} USD spent {when}, and a page of {self.min_page_size} posts may "
+                f"cost {self.min_page_size * worst:.2f} USD (each post and each author it "
+                f"returns is billed). The next run resumes here; raise [x] {key} to collect more"
+            )
+        return min(size, fits)
+
+    def _bill(self, body: dict[str, Any]) -> None:
+        data = body.get("data") or []
+        includes = body.get("includes") or {}
+        self._returned[0] += 1 if isinstance(data, dict) else len(data)
+        self._returned[0] += len(includes.get("tweets") or ())  # retweeted originals
+        self._returned[1] += len(includes.get("users") or ())
+        posts, users = self._returned
+        self.usage.cost_usd = round(posts * PRICE_PER_POST + users * PRICE_PER_USER, 6)
+
     def page(self, hashtag: str, walk: Walk, size: int) -> Page:
+        size = self._affordable(size)
         since_id = _searchable(walk.floor)
         if walk.floor and since_id is None and walk.token is None:
             log.warning(
@@ -121,12 +195,13 @@ class XSource(PagedSource):
                 "max_results": size,
                 "next_token": walk.token,
                 "since_id": since_id,
-                "expansions": "author_id",
+                "expansions": self.settings.expansions(),
                 "user.fields": "name,username",
                 "tweet.fields": TWEET_FIELDS,
             },
         )
         body = body if isinstance(body, dict) else {}
+        self._bill(body)
         meta = body.get("meta") or {}
         return Page(body, meta.get("next_token"), meta.get("newest_id"))
 

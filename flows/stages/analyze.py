@@ -1,5 +1,6 @@
 """Analyze: lake → NLP → warehouse. Plain functions; `flows.orchestration.gcs_to_bq` wraps them for Prefect.
 
+Collection run records not yet in the warehouse are merged into ``collection_runs`` first.
 Files the manifest has not marked as loaded into this warehouse with this model are read in
 groups, their posts merged into the warehouse, the posts with no result for the model classified
 (each distinct text once), the results merged (at least once a minute, so that a stopped run keeps
@@ -26,13 +27,14 @@ import pyarrow.compute as pc
 
 from flows.config import Config
 from flows.lake.lake import Lake
+from flows.lake.runs import RunLog
 from flows.nlp.backend import CHUNK_TEXTS, Backend
 from flows.nlp.registry import load_backend
 from flows.nlp.stream import classify_texts
 from flows.schema import NLP_SCHEMA, UTC_TIMESTAMP
 from flows.stages.stores import GcpAuth, open_config_warehouse, open_lake
 from flows.warehouse.base import Warehouse
-from flows.warehouse.tables import POSTS
+from flows.warehouse.tables import COLLECTION_RUNS, POSTS
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +62,19 @@ class AnalyzeReport:
     warehouse: str = ""
     sentiment: Counter = field(default_factory=Counter)
     totals: dict[str, int] = field(default_factory=dict)
+    runs_loaded: int = 0  # collection run records new to the warehouse
 
 
 def _groups(lake: Lake, paths: list[str], size: int) -> Iterator[tuple[list[str], pa.Table]]:
-    """Consecutive files, concatenated until a group holds about `size` posts."""
+    """Consecutive files, concatenated until a group holds about `size` posts; a file that is
+    not Parquet any more is left out (the lake moves it aside and logs its path)."""
     group: list[str] = []
     tables: list[pa.Table] = []
     rows = 0
     for path in paths:
         table = lake.read_posts(path)
+        if table is None:
+            continue
         group.append(path)
         tables.append(table)
         rows += table.num_rows
@@ -77,6 +83,18 @@ def _groups(lake: Lake, paths: list[str], size: int) -> Iterator[tuple[list[str]
             group, tables, rows = [], [], 0
     if group:
         yield group, pa.concat_tables(tables)
+
+
+def load_runs(lake: Lake, warehouse: Warehouse) -> int:
+    """Merge the lake's collection run records that `warehouse` lacks (all of them when its
+    table is empty: it was recreated); the rows inserted."""
+    runs = RunLog(lake)
+    pending = runs.pending(warehouse.url, everything=warehouse.counts()[COLLECTION_RUNS.name] == 0)
+    if not pending:
+        return 0
+    inserted = warehouse.load_runs(runs.read(pending))
+    runs.mark_loaded(pending, warehouse.url)
+    return inserted
 
 
 def analyse_posts(
@@ -150,6 +168,8 @@ def analyze(
     report = AnalyzeReport(model_id=backend.model_id)
     with lake.lock("analyze"), open_config_warehouse(config, auth) as warehouse:
         report.warehouse = warehouse.url
+        # first, and quick: collection health shows even when classifying stops half-way
+        report.runs_loaded = load_runs(lake, warehouse)
         target = f"{backend.model_id} -> {warehouse.url}"
         manifest = lake.manifest()
         if warehouse.counts()[POSTS.name] == 0 and any(
@@ -177,6 +197,8 @@ def analyze(
             report.sentiment.update(results.column("sentiment").to_pylist())
             lake.mark_loaded(paths, target)
             report.files += len(paths)
+        if done < total:  # files moved aside as unreadable: their posts are past doing
+            advance(total - done)
         report.totals = warehouse.counts()
     log.info(
         "analyze: %d files, %d posts loaded, %d classified with %s into %s",

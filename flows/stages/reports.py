@@ -10,26 +10,45 @@ from flows.stages.collect import SourceReport
 
 
 def collect_markdown(hashtag: str, lake: str, reports: Sequence[SourceReport]) -> str:
-    """Per source: posts collected, new, duplicates, files written, cursor range, status."""
+    """Per source: posts collected, new, duplicates, files written, requests, retries,
+    rate-limit waits, lag, cost, cursor range, and how the run ended (its `collection_runs` row)."""
     lines = [
         f"### Collected #{hashtag} into `{lake}`",
         "",
-        "| source | collected | new | duplicates | files | cursor before | cursor after | status |",
-        "|---|---:|---:|---:|---:|---|---|---|",
+        "| source | collected | new | duplicates | files | requests | retries | rate-limit wait "
+        "| lag | cost | cursor before | cursor after | status |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for r in reports:
-        status = f"error: {r.error}" if r.error else (f"{len(r.warnings)} warnings" if r.warnings else "ok")
+        run = r.run
         lines.append(
             f"| {r.source} | {r.fetched:,} | {r.new:,} | {r.duplicates:,} | {r.files:,} "
-            f"| {_cursor(r.cursor_before)} | {_cursor(r.cursor_after)} | {status} |"
+            f"| {run.requests:,} | {run.retries:,} | {_seconds(run.rate_limit_wait_s)} "
+            f"| {_seconds(run.lag_s)} | ${run.cost_usd:,.3f} "
+            f"| {_cursor(r.cursor_before)} | {_cursor(r.cursor_after)} | {_status(r)} |"
         )
     if len(reports) > 1:
+        runs = [r.run for r in reports]
         lines.append(
-            f"| **all sources** | {sum(r.fetched for r in reports):,} | {sum(r.new for r in reports):,} "
-            f"| {sum(r.duplicates for r in reports):,} | {sum(r.files for r in reports):,} | | | |"
+            f"| **all sources** | {sum(r.fetched for r in reports):,} "
+            f"| {sum(r.new for r in reports):,} | {sum(r.duplicates for r in reports):,} "
+            f"| {sum(r.files for r in reports):,} | {sum(run.requests for run in runs):,} "
+            f"| {sum(run.retries for run in runs):,} "
+            f"| {_seconds(sum(run.rate_limit_wait_s for run in runs))} | "
+            f"| ${sum(run.cost_usd for run in runs):,.3f} | | | |"
         )
     warnings = [f"- {r.source}: {w}" for r in reports for w in r.warnings[:20]]
     return "\n".join(lines + ([""] + warnings if warnings else []))
+
+
+def _status(report: SourceReport) -> str:
+    run = report.run
+    status = f"{run.status}: {run.reason}" if run.reason else run.status
+    return status + (f", {len(report.warnings)} warnings" if report.warnings else "")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} s"
 
 
 def _cursor(cursor: SourceCursor | None) -> str:
@@ -52,9 +71,11 @@ def analyze_markdown(report: AnalyzeReport) -> str:
             f"| lake files loaded | {report.files:,} |",
             f"| posts loaded (new rows) | {report.posts_loaded:,} |",
             f"| posts analysed | {report.analysed:,} |",
+            f"| collection runs loaded | {report.runs_loaded:,} |",
             f"| sentiment of analysed posts | {split} |",
             f"| model | `{report.model_id}` |",
             f"| warehouse totals | {report.totals.get('posts', 0):,} posts, "
-            f"{report.totals.get('post_nlp', 0):,} NLP results |",
+            f"{report.totals.get('post_nlp', 0):,} NLP results, "
+            f"{report.totals.get('collection_runs', 0):,} collection runs |",
         ]
     )

@@ -38,12 +38,17 @@ class Warehouse(Protocol):
         """Merge NLP_SCHEMA rows on ``(post_id, model_id)``. Returns the number inserted."""
         ...
 
+    def load_runs(self, runs: pa.Table) -> int:
+        """Merge COLLECTION_RUN_SCHEMA rows on ``(run_id, source)``; a later record of a run
+        (a retry's) replaces it. Returns the number inserted."""
+        ...
+
     def analysed_ids(self, post_ids: Sequence[str], model_id: str) -> set[str]:
         """Those of `post_ids` that already have a result from `model_id`."""
         ...
 
     def counts(self) -> dict[str, int]:
-        """Rows per table: ``{"posts": n, "post_nlp": m}``."""
+        """Rows per table: ``{"posts": n, "post_nlp": m, "collection_runs": r}``."""
         ...
 
     def query(self, sql: str, params: Sequence | None = None) -> pa.Table:

@@ -28,6 +28,7 @@ from google.cloud import bigquery
 
 from flows.warehouse.base import Warehouse, WarehouseError
 from flows.warehouse.tables import (
+    COLLECTION_RUNS,
     POST_NLP,
     POSTS,
     TABLES,
@@ -44,7 +45,11 @@ log = logging.getLogger(__name__)
 # How BigQuery stores each table: posts by day of creation (the dashboards' time filter prunes
 # partitions) and clustered by the filter columns; results clustered for `analysed_ids` and joins.
 PARTITION_BY = {POSTS.name: "created_at"}
-CLUSTER_BY = {POSTS.name: ["source", "hashtag"], POST_NLP.name: ["model_id", "post_id"]}
+CLUSTER_BY = {
+    POSTS.name: ["source", "hashtag"],
+    POST_NLP.name: ["model_id", "post_id"],
+    COLLECTION_RUNS.name: ["source"],
+}
 
 STAGING_TTL = timedelta(hours=6)  # a staging table left by a killed run expires by itself
 
@@ -272,6 +277,9 @@ class BigQueryWarehouse(Warehouse):
 
     def load_nlp(self, results: pa.Table) -> int:
         return self._load(POST_NLP, results)
+
+    def load_runs(self, runs: pa.Table) -> int:
+        return self._load(COLLECTION_RUNS, runs)  # a few rows: one upload, not the lake files
 
     # ------------------------------------------------------------------ reads
     def _run(self, sql: str, parameters: list, doing: str) -> pa.Table:

@@ -21,6 +21,7 @@ import tenacity
 
 from flows.warehouse.base import Warehouse, WarehouseError, WarehouseLockedError
 from flows.warehouse.tables import (
+    COLLECTION_RUNS,
     POST_NLP,
     POSTS,
     TABLES,
@@ -101,6 +102,8 @@ class DuckDBWarehouse(Warehouse):
             # Timestamps come back in UTC, as POST_SCHEMA has them, whatever the machine's zone.
             con.execute("SET TimeZone = 'UTC'")
             yield con
+        except (duckdb.IOException, duckdb.TransactionException) as exc:  # a full disk, say
+            raise WarehouseError(f"{self.path}: {exc}") from exc
         finally:
             con.close()
 
@@ -126,6 +129,9 @@ class DuckDBWarehouse(Warehouse):
 
     def load_nlp(self, results: pa.Table) -> int:
         return self._load(POST_NLP, results)
+
+    def load_runs(self, runs: pa.Table) -> int:
+        return self._load(COLLECTION_RUNS, runs)
 
     def analysed_ids(self, post_ids: Sequence[str], model_id: str) -> set[str]:
         if len(post_ids) == 0:  # also a pyarrow or numpy array, whose truth is ambiguous

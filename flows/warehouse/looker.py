@@ -22,7 +22,9 @@ from flows.warehouse.base import WarehouseError
 CREATE_URL = "https://lookerstudio.google.com/reporting/create"
 
 # The views a person reads; posts_enriched is the one they are built from, not a report page.
-REPORT_VIEWS = ("daily_sentiment", "topic_trends", "top_entities", "top_authors", "top_posts")
+REPORT_VIEWS = (
+    "daily_sentiment", "topic_trends", "top_entities", "top_authors", "top_posts", "source_health"
+)
 
 
 def bigquery_location(warehouse: str) -> tuple[str, str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from flows.schema import NLP_RESULT_SCHEMA, NLP_SCHEMA, POST_SCHEMA
+from flows.schema import COLLECTION_RUN_SCHEMA, NLP_RESULT_SCHEMA, NLP_SCHEMA, POST_SCHEMA
 from flows.warehouse.base import WarehouseError
 
 
@@ -66,7 +66,15 @@ POST_NLP = TableSpec(
     updated=tuple(n for n in NLP_SCHEMA.names if n not in ("post_id", "model_id")),
 )
 
-TABLES = (POSTS, POST_NLP)
+COLLECTION_RUNS = TableSpec(
+    name="collection_runs",
+    schema=COLLECTION_RUN_SCHEMA,
+    key=("run_id", "source"),
+    version="finished_at",  # a retried run's record holds all its tries
+    updated=tuple(n for n in COLLECTION_RUN_SCHEMA.names if n not in ("run_id", "source")),
+)
+
+TABLES = (POSTS, POST_NLP, COLLECTION_RUNS)
 
 # The columns that posts_enriched adds to the posts columns.
 NLP_COLUMNS = tuple(NLP_RESULT_SCHEMA.names) + ("analysed_at",)

@@ -12,6 +12,7 @@ function so that an engine can qualify them (``project.dataset.name``). A column
 Views pick, per post, ONE NLP result: the latest ``analysed_at``, ties going to the greatest
 ``model_id``. They are day-grain with the dimension columns ``day``, ``source``, ``hashtag`` and
 ``topic``, so that a dashboard filters on them and re-aggregates by summing ``posts``.
+``source_health`` is the same over the collection runs, by ``day``, ``source`` and ``hashtag``.
 """
 
 from __future__ import annotations
@@ -136,6 +137,45 @@ def _top_posts(ref: Ref) -> str:
 FROM {ref("posts_enriched")}"""
 
 
+def _source_health(ref: Ref) -> str:
+    # Per source, hashtag and day (of the runs' start): what collection got, waited for, missed
+    # and paid, and how the day's last run ended (a failure, a budget stop).
+    def count(status: str) -> str:
+        return f"CAST(SUM(CASE WHEN status = '{status}' THEN 1 ELSE 0 END) AS BIGINT)"
+
+    def last(column: str) -> str:
+        return f"MAX(CASE WHEN run_rank = 1 THEN {column} END)"
+
+    return f"""SELECT
+    day, source, hashtag,
+    COUNT(*) AS runs,
+    {count("failed")} AS failures,
+    {count("stopped")} AS stops,
+    CAST(SUM(requests) AS BIGINT) AS requests,
+    CAST(SUM(posts_new) AS BIGINT) AS posts,
+    CAST(SUM(posts_duplicate) AS BIGINT) AS duplicates,
+    CAST(SUM(retries) AS BIGINT) AS retries,
+    SUM(rate_limit_wait_s) AS rate_limit_wait_s,
+    CAST(SUM(reconnects) AS BIGINT) AS reconnects,
+    CAST(SUM(COALESCE(ARRAY_LENGTH(gaps), 0)) AS BIGINT) AS gaps,
+    MAX(lag_s) AS max_lag_s,
+    SUM(cost_usd) AS cost_usd,
+    MAX(finished_at) AS last_finished_at,
+    {last("status")} AS last_status,
+    {last("reason")} AS last_reason
+FROM (
+    SELECT
+        r.*,
+        CAST(r.started_at AT TIME ZONE 'UTC' AS DATE) AS day,
+        ROW_NUMBER() OVER (
+            PARTITION BY r.source, r.hashtag, CAST(r.started_at AT TIME ZONE 'UTC' AS DATE)
+            ORDER BY r.finished_at DESC, r.run_id DESC
+        ) AS run_rank
+    FROM {ref("collection_runs")} AS r
+) AS ranked
+GROUP BY day, source, hashtag"""
+
+
 # In dependency order: posts_enriched first, the others read it.
 _VIEWS: dict[str, Callable[[Ref], str]] = {
     "posts_enriched": _posts_enriched,
@@ -144,6 +184,7 @@ _VIEWS: dict[str, Callable[[Ref], str]] = {
     "top_entities": _top_entities,
     "top_authors": _top_authors,
     "top_posts": _top_posts,
+    "source_health": _source_health,
 }
 
 VIEW_NAMES = tuple(_VIEWS)
