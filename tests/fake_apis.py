@@ -1,6 +1,6 @@
 """What the local fakes of the social APIs (`fake_networks`) share: a server on 127.0.0.1 run by
 `http.server` in a thread, and faults a test can order on chosen requests: a 429 with reset
-headers, a 5xx, a body that is not JSON, a refusal.
+headers, a 5xx, a body that is not JSON, a refusal, half a body, or no answer until released.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class Reply:
     status: int = 200
     body: Any = None  # JSON-able, or bytes sent as they are
     headers: dict[str, str] = field(default_factory=dict)
+    cut: bool = False  # send half the body under the full Content-Length, then hang up
 
 
 @dataclass
@@ -48,6 +49,7 @@ class FakeApi:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.faults: list[Fault] = []
+        self.gates: list[tuple[Callable[[Request], bool], threading.Event]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -65,14 +67,26 @@ class FakeApi:
     ) -> None:
         self.faults.append(Fault(reply, when, times))
 
-    def _reply(self, request: Request) -> Reply:
+    def hold(self, when: Callable[[Request], bool]) -> None:
+        """Requests that `when` accepts get no answer until `release` (at the latest when the
+        server stops): a server that hangs, or a pause at a known request."""
+        self.gates.append((when, threading.Event()))
+
+    def release(self) -> None:
+        """Answer every held request, and hold no more."""
+        for _, gate in self.gates:
+            gate.set()
+        self.gates.clear()
+
+    def _reply(self, request: Request) -> tuple[Reply, list[threading.Event]]:
         with self._lock:
             self.requests.append(request)
+            gates = [gate for when, gate in self.gates if when(request)]
             for fault in self.faults:
                 if fault.times > 0 and fault.when(request):
                     fault.times -= 1
-                    return fault.reply
-            return self.answer(request)
+                    return fault.reply, gates
+            return self.answer(request), gates
 
     def __enter__(self) -> Self:
         api = self
@@ -94,7 +108,9 @@ class FakeApi:
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
                 )
-                reply = api._reply(request)
+                reply, gates = api._reply(request)
+                for gate in gates:
+                    gate.wait()
                 data = (
                     reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 )
@@ -104,7 +120,8 @@ class FakeApi:
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(data)
+                self.wfile.write(data[: len(data) // 2] if reply.cut else data)
+                self.close_connection = self.close_connection or reply.cut
 
             do_GET = do_POST = _serve
 
@@ -117,6 +134,7 @@ class FakeApi:
 
     def __exit__(self, *exc: object) -> None:
         assert self._server is not None
+        self.release()
         self._server.shutdown()
         self._server.server_close()
 

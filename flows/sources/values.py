@@ -24,7 +24,7 @@ def attempt(mapper: Callable[..., Any], *args: Any) -> Any:
         return mapper(*args)
     except ValueError as exc:
         return str(exc)
-    except (TypeError, AttributeError, KeyError) as exc:  # a field of an unexpected shape
+    except (TypeError, AttributeError, KeyError, OverflowError) as exc:  # an unexpected shape
         return f"({type(exc).__name__}: {exc})"
 
 
@@ -43,8 +43,12 @@ def as_int(value: Any) -> int | None:
     if value is None or value == "" or value != value:  # NaN from a pandas float column
         return None
     if isinstance(value, str):
-        return int(float(value)) if "." in value or "e" in value.lower() else int(value)
-    return int(value)
+        number = int(float(value)) if "." in value or "e" in value.lower() else int(value)
+    else:
+        number = int(value)
+    if not -(2**63) <= number < 2**63:  # a count the int64 columns cannot hold
+        raise RowError(f"out of range: {value!r}")
+    return number
 
 
 def as_bool(value: Any) -> bool | None:
