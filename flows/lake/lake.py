@@ -25,6 +25,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -66,11 +68,19 @@ class WriteResult:
         return self.received - self.new
 
 
+_hasher = threading.local()  # a DuckDB connection per thread and process: ~10 ms to open
+
+
 def _hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """64-bit hashes of post ids, computed by DuckDB's vectorized hash (fast, in-process)."""
-    with duckdb.connect() as con:
-        con.register("ids", pa.table({"id": ids}))
+    if getattr(_hasher, "pid", None) != os.getpid():  # a forked child opens its own
+        _hasher.con, _hasher.pid = duckdb.connect(), os.getpid()
+    con = _hasher.con
+    con.register("ids", pa.table({"id": ids}))
+    try:
         return con.sql("SELECT hash(id) AS h FROM ids").to_arrow_table().column(0).to_numpy()
+    finally:
+        con.unregister("ids")
 
 
 class Lake:
@@ -122,7 +132,8 @@ class Lake:
             return json.load(handle)
 
     def _write_json(self, name: str, data: dict[str, Any]) -> None:
-        body = json.dumps(data, indent=1, sort_keys=True).encode()
+        # no indent: json's C encoder runs only without one (3-4 times faster on a big manifest)
+        body = json.dumps(data, sort_keys=True).encode()
         self._atomic_write(self._path(STATE_DIR, name), body)
 
     def _update_json(self, name: str, change: Callable[[dict[str, Any]], None]) -> None:
@@ -240,10 +251,10 @@ class Lake:
         """
         prefix = f"{POSTS_DIR}/source={source}/date={day}/"
         tables = [self.read_posts(path, ["post_id"]) for path in listed if path.startswith(prefix)]
-        ids = [table.column(0) for table in tables if table is not None]
+        ids = [chunk for table in tables if table is not None for chunk in table.column(0).chunks]
         if not ids:
             return np.empty(0, dtype=np.uint64)
-        return np.unique(np.concatenate([_hashes(chunk) for chunk in ids]))
+        return np.unique(_hashes(pa.chunked_array(ids, pa.string())))
 
 
 class LakeWriter:
@@ -262,9 +273,15 @@ class LakeWriter:
 
     def _start(self) -> set[str]:
         if self._listed is None:
-            manifest = self.lake.manifest()
+            state = self.lake._read_json("manifest.json")
+            manifest = state.get("files", {})
             self._listed = set(manifest)
             mine = [_seq(path) for path, item in manifest.items() if item["run_id"] == self.run_id]
+            # files compacted away but still on disk (`flows.lake.compaction`): never reuse a name
+            # that a later compaction deletes
+            pattern = re.compile(re.escape(self.run_id) + r"-\d{5}\.parquet")
+            retired = state.get("retired", {})
+            mine += [_seq(path) for path in retired if pattern.fullmatch(path.rsplit("/", 1)[1])]
             self._seq = max(mine, default=-1) + 1
         return self._listed
 
@@ -285,22 +302,24 @@ class LakeWriter:
         hashes = _hashes(posts.column("post_id"))
         _, first = np.unique(hashes, return_index=True)  # first occurrence of each id
         first.sort()
-        posts, hashes = posts.take(pa.array(first)), hashes[first]
-
-        micros = pc.cast(posts.column("created_at"), pa.int64()).to_numpy()
+        # the rows below are positions in `first`; posts are taken once, per partition
+        hashes = hashes[first]
+        micros = pc.cast(posts.column("created_at"), pa.int64()).to_numpy()[first]
         days = micros // _DAY_US
         sources = pc.dictionary_encode(posts.column("source")).combine_chunks()
-        codes = sources.indices.to_numpy().astype(np.int64) * 1_000_000 + days
+        source_codes = sources.indices.to_numpy()[first]
+        codes = source_codes.astype(np.int64) * 1_000_000 + days
         order = np.argsort(codes, kind="stable")
         bounds = np.flatnonzero(np.diff(codes[order])) + 1
         entries: dict[str, dict[str, Any]] = {}
         for rows in np.split(order, bounds):
-            source = sources.dictionary[sources.indices[rows[0]].as_py()].as_py()
+            source = sources.dictionary[int(source_codes[rows[0]])].as_py()
             day = int(days[rows[0]])
             new_rows = rows[self._is_new(source, day, hashes[rows])]
             if len(new_rows) == 0:
                 continue
-            path = self._write_partition(source, day, posts.take(pa.array(np.sort(new_rows))))
+            partition = posts.take(pa.array(first[np.sort(new_rows)]))
+            path = self._write_partition(source, day, partition)
             entries[path] = {
                 "rows": len(new_rows),
                 "run_id": self.run_id,

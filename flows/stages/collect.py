@@ -54,9 +54,18 @@ def new_run_id() -> str:
 
 
 def collect_source(
-    config: Config, name: str, run_id: str, *, lake: Lake | None = None, progress: bool = False
+    config: Config,
+    name: str,
+    run_id: str,
+    *,
+    lake: Lake | None = None,
+    progress: bool = False,
+    source: Source | None = None,
 ) -> SourceReport:
     """Fetch one source from its saved cursor, land every batch in the lake, and record the run.
+
+    `source`: the source to fetch from, already built (`bench.soak` feeds its own); by default
+    the configured one.
 
     A `SourceError` (the source cannot run: refused, misconfigured; or `SourceStopped`: it
     stopped on purpose, its budget spent) or a `CursorError` (its saved cursor cannot be read)
@@ -78,7 +87,7 @@ def collect_source(
             report.cursor_before = lake.read_cursor(name, config.hashtag)
             report.cursor_after = report.cursor_before
             spent = Spent(runs.spent_this_month(name), earlier.cost_usd if earlier else 0.0)
-            source = make_source(name, config.settings(name), spent)
+            source = source or make_source(name, config.settings(name), spent)
             usage = getattr(source, "usage", usage)
             _land(config, name, run_id, source, lake, report, run, progress)
         except (SourceError, CursorError) as exc:
