@@ -24,6 +24,7 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     body: Any = None
+    params: dict[str, list[str]] = field(default_factory=dict)  # every value of each key
 
 
 @dataclass
@@ -107,6 +108,7 @@ class FakeApi:
                     {k: v[-1] for k, v in parse_qs(parts.query).items()},
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
+                    parse_qs(parts.query),
                 )
                 reply, gates = api._reply(request)
                 for gate in gates:

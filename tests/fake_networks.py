@@ -93,9 +93,26 @@ class FakeMastodon(FakeApi):
         self.remote_needs_login = remote_needs_login
         self.remaining = rate_limit
         self.reset = datetime.now(UTC) + timedelta(minutes=5)
+        self.version = (4, 5)  # GET /api/v1/statuses?id[]= came with 4.3
+
+    def _statuses(self, request: Request) -> Reply:
+        """``GET /api/v1/statuses?id[]=`` (4.3+: the statuses found, at most 20 asked) and
+        ``GET /api/v1/statuses/:id`` (404 once deleted)."""
+        by_id = {s["id"]: s for s in self.statuses}
+        if request.path == "/api/v1/statuses":
+            ids = request.params.get("id[]", [])
+            if self.version < (4, 3):
+                return Reply(404, {"error": "Record not found"})
+            if len(ids) > 20:
+                return Reply(422, {"error": "Validation failed"})
+            return Reply(200, [by_id[i] for i in dict.fromkeys(ids) if i in by_id])
+        status = by_id.get(request.path.rsplit("/", 1)[1])
+        return Reply(200, status) if status else Reply(404, {"error": "Record not found"})
 
     def answer(self, request: Request) -> Reply:
         prefix = "/api/v1/timelines/tag/"
+        if request.method == "GET" and request.path.startswith("/api/v1/statuses"):
+            return self._statuses(request)
         if request.method != "GET" or not request.path.startswith(prefix):
             return Reply(404, {"error": "Record not found"})
         tag = request.path.removeprefix(prefix).lower()
@@ -237,6 +254,8 @@ class FakeX(FakeApi):
                     "detail": "Unauthorized",
                 },
             )
+        if request.path == "/2/tweets":
+            return self._lookup(request)
         if request.path != "/2/tweets/search/recent":
             return Reply(404, {"errors": [{"message": "Sorry, that page does not exist"}]})
         q = request.query
@@ -297,6 +316,37 @@ class FakeX(FakeApi):
             self.billed["posts"] += len(page)
             self.billed["users"] += len(body["includes"]["users"])
         return Reply(200, body, headers)
+
+
+    def _lookup(self, request: Request) -> Reply:
+        """``GET /2/tweets?ids=``: at most 100 ids; those not found in ``errors``; each post
+        returned billed."""
+        ids = request.query.get("ids", "").split(",")
+        if not 1 <= len(ids) <= 100:
+            return Reply(400, {"title": "Invalid Request", "detail": "ids: 1 to 100 ids"})
+        by_id = {t["id"]: t for t in self.tweets}
+        body: dict[str, Any] = {}
+        if data := [by_id[i] for i in ids if i in by_id]:
+            body["data"] = data
+        if missing := [i for i in ids if i not in by_id]:
+            body["errors"] = [
+                {
+                    "value": i,
+                    "detail": f"Could not find tweet with ids: [{i}].",
+                    "title": "Not Found Error",
+                    "resource_type": "tweet",
+                    "parameter": "ids",
+                    "resource_id": i,
+                    "type": "https://api.twitter.com/2/problems/resource-not-found",
+                }
+                for i in missing
+            ]
+        if "referenced_tweets.id" in request.query.get("expansions", "").split(","):
+            refs = {ref["id"] for t in data for ref in t.get("referenced_tweets") or ()}
+            if included := [t for t in self.referenced if t["id"] in refs]:
+                body["includes"] = {"tweets": included}
+        self.billed["posts"] += len(data) + len((body.get("includes") or {}).get("tweets", ()))
+        return Reply(200, body)
 
 
 # --- Bluesky ---------------------------------------------------------------------------------
@@ -413,6 +463,12 @@ class FakeBluesky(FakeApi):
                 return Reply(400, {"error": "ExpiredToken", "message": "Token has been revoked"})
             self.refresh_tokens.discard(bearer)
             return self._session()
+        if request.path == "/xrpc/app.bsky.feed.getPosts":  # the AppView's: no account
+            uris = request.params.get("uris", [])
+            if len(uris) > 25:
+                return Reply(400, {"error": "InvalidRequest", "message": "uris: at most 25"})
+            by_uri = {p["uri"]: p for p in self.posts}
+            return Reply(200, {"posts": [by_uri[u] for u in uris if u in by_uri]})
         if request.path != "/xrpc/app.bsky.feed.searchPosts":
             return Reply(
                 501, {"error": "MethodNotImplemented", "message": "Method Not Implemented"}
@@ -536,6 +592,13 @@ class FakeReddit(FakeApi):
         ):
             return Reply(401, {"message": "Unauthorized", "error": 401})
         q = request.query
+        if request.path == "/api/info":  # deleted and removed posts stay, marked
+            names = q.get("id", "").split(",")
+            if len(names) > 100:
+                return Reply(400, {"message": "Bad Request", "error": 400})
+            by_name = {link["data"]["name"]: link for link in self.links}
+            found = [by_name[n] for n in names if n in by_name]
+            return Reply(200, {"kind": "Listing", "data": {"after": None, "children": found}})
         if request.path == "/search":
             chosen = [
                 link for link in self.links if q["q"].lower() in link["data"]["title"].lower()

@@ -85,6 +85,7 @@ def test_reddit_link_maps_to_the_post_schema():
         "mentions": ["helper1"],
         "links": ["https://example.com/7"],
         "client": None,
+        "quoted_post": None,
     }
     link = link_to_post(
         reddit_link(
@@ -98,10 +99,12 @@ def test_reddit_link_maps_to_the_post_schema():
         "dataengineering",
         NOW,
     )
-    assert (link["links"], link["author_handle"], link["is_repost"]) == (
+    # a crosspost keeps its own score and comments: no repost, it quotes what it shares
+    assert (link["links"], link["author_handle"], link["is_repost"], link["quoted_post"]) == (
         ["https://blog.example/x"],
         None,
-        True,
+        False,
+        "t3_abc",
     )
 
 

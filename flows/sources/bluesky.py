@@ -61,6 +61,8 @@ class BlueskySettings:
         lang: only posts in this language (e.g. ``en``); empty for all.
         max_wait: the longest rate-limit wait, in seconds, before the source stops and
             leaves the rest to the next run.
+        appview_url: the XRPC root of a public AppView, where a refresh reads posts again
+            (``app.bsky.feed.getPosts``) without an account.
     """
 
     base_url: str = "https://bsky.social/xrpc"
@@ -69,12 +71,14 @@ class BlueskySettings:
     page_size: int = 100
     lang: str = ""
     max_wait: float = 900.0
+    appview_url: str = "https://public.api.bsky.app/xrpc"
 
     def __post_init__(self) -> None:
         if not 1 <= self.page_size <= 100:
             raise ValueError(f"page_size: must be between 1 and 100, got {self.page_size}")
-        if not self.base_url.startswith(("https://", "http://")):
-            raise ValueError(f"base_url: expected https://host/xrpc, got {self.base_url!r}")
+        for key in ("base_url", "appview_url"):
+            if not getattr(self, key).startswith(("https://", "http://")):
+                raise ValueError(f"{key}: expected https://host/xrpc, got {getattr(self, key)!r}")
 
     def credentials(self) -> tuple[str, Secret]:
         """(handle, app password); a ConfigError naming the variable and the fix if unset."""

@@ -249,7 +249,9 @@ def link_to_post(post: dict[str, Any], hashtag: str, collected_at: datetime) -> 
         "repost_count": post.get("num_crossposts"),
         "reply_count": post.get("num_comments"),
         "quote_count": None,
-        "is_repost": bool(post.get("crosspost_parent")),
+        # a crosspost is a post of its own (its own title, score and comments) that shares
+        # another: that one is its quoted post, as a quote is elsewhere
+        "is_repost": False,
         "in_reply_to": None,
         # a number (``#1``) is no hashtag, as on every platform that has them
         "hashtags": list(
@@ -258,4 +260,5 @@ def link_to_post(post: dict[str, Any], hashtag: str, collected_at: datetime) -> 
         "mentions": list(dict.fromkeys(_USER.findall(text))),
         "links": list(dict.fromkeys(link.rstrip(".,;:!?") for link in links)),
         "client": None,  # Reddit does not say which app posted
+        "quoted_post": post.get("crosspost_parent"),
     }

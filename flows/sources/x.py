@@ -74,6 +74,8 @@ class XSettings:
         max_cost_per_run: USD one run may spend (a retried run counts its tries together).
         max_cost_per_month: USD the runs of one calendar month (UTC) may spend together, as
             the lake's run records count them.
+        refresh: read the counters of collected posts again (`python -m flows refresh`): each
+            post read is billed, so it is off unless asked for; the same budgets apply.
     """
 
     base_url: str = "https://api.x.com/2"
@@ -84,6 +86,7 @@ class XSettings:
     max_wait: float = 960.0  # a 15-minute window and a margin
     max_cost_per_run: float = 5.0
     max_cost_per_month: float = 100.0
+    refresh: bool = False
 
     def __post_init__(self) -> None:
         for key in ("max_cost_per_run", "max_cost_per_month"):
@@ -137,38 +140,11 @@ class XSource(PagedSource):
         return self.settings.max_results
 
     def _affordable(self, size: int) -> int:
-        """The largest page, at most `size`, whose worst-case bill fits both budgets.
-
-        Raises:
-            BudgetSpent: not even the smallest page fits.
-        """
-        cost = self.usage.cost_usd
-        budgets = (
-            (
-                "max_cost_per_run",
-                self.settings.max_cost_per_run,
-                self.spent.this_run_usd + cost,
-                "in this run",
-            ),
-            (
-                "max_cost_per_month",
-                self.settings.max_cost_per_month,
-                self.spent.this_month_usd + cost,
-                f"this month ({datetime.now(UTC):%B %Y}, UTC, by the runs the lake recorded)",
-            ),
-        )
-        key, limit, spent, when = min(budgets, key=lambda budget: budget[1] - budget[2])
         # each post by another author; with retweets, each one bringing its original along
         worst = PRICE_PER_POST * (2 if self.settings.retweets else 1) + PRICE_PER_USER
-        fits = int((limit - spent + _CENT_FRACTION) / worst)
-        if fits < self.min_page_size:
-            raise BudgetSpent(
-                f"x: stopped before the next request: [x] {key} = {limit:.2f} USD, "
-                f"{spent:.3f} USD spent {when}, and a page of {self.min_page_size} posts may "
-                f"cost {self.min_page_size * worst:.2f} USD (each post and each author it "
-                f"returns is billed). The next run resumes here; raise [x] {key} to collect more"
-            )
-        return min(size, fits)
+        return affordable(
+            self.settings, self.spent, self.usage.cost_usd, size, worst, self.min_page_size
+        )
 
     def _bill(self, body: dict[str, Any]) -> None:
         data = body.get("data") or []
@@ -209,6 +185,36 @@ class XSource(PagedSource):
         self, hashtag: str, key: str, payload: Any, collected_at: datetime
     ) -> list[Record | str]:
         return x_page_posts(payload, hashtag, collected_at)
+
+
+def affordable(
+    settings: XSettings, spent: Spent, cost: float, size: int, worst: float, smallest: int
+) -> int:
+    """The most posts, at most `size`, that one request may ask for when each may cost `worst`
+    USD, so that neither budget of `settings` is passed; `cost`: what this run spent so far.
+
+    Raises:
+        BudgetSpent: not even a request of `smallest` posts fits.
+    """
+    budgets = (
+        ("max_cost_per_run", settings.max_cost_per_run, spent.this_run_usd + cost, "in this run"),
+        (
+            "max_cost_per_month",
+            settings.max_cost_per_month,
+            spent.this_month_usd + cost,
+            f"this month ({datetime.now(UTC):%B %Y}, UTC, by the runs the lake recorded)",
+        ),
+    )
+    key, limit, used, when = min(budgets, key=lambda budget: budget[1] - budget[2])
+    fits = int((limit - used + _CENT_FRACTION) / worst)
+    if fits < smallest:
+        raise BudgetSpent(
+            f"x: stopped before the next request: [x] {key} = {limit:.2f} USD, "
+            f"{used:.3f} USD spent {when}, and a request of {smallest} posts may cost "
+            f"{smallest * worst:.2f} USD (each post and each author it returns is billed). The "
+            f"next run resumes here; raise [x] {key} to collect more"
+        )
+    return min(size, fits)
 
 
 def _searchable(since_id: str | None) -> str | None:
