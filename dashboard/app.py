@@ -34,6 +34,14 @@ SENTIMENT_COLORS = {
 SENTIMENT_ORDER = [*SENTIMENT_LABELS, NOT_ANALYSED]
 CHART_HEIGHT = 320
 TOPIC_COLUMNS = 3  # small multiples per row in the topic trends
+# when a post's counters were read: its collection, or the newest refresh
+COUNTS_AT = st.column_config.DatetimeColumn(
+    "Counts at",
+    help="When these counts were read: the newest refresh, or the post's collection",
+    format="D MMM, HH:mm",
+    timezone="UTC",
+    width=95,
+)
 
 
 @st.cache_resource(show_spinner=False)
@@ -373,7 +381,70 @@ def posts_table(frame: pd.DataFrame) -> None:
                 width=95,
             ),
             "like_count": st.column_config.NumberColumn("Likes", format="localized", width=60),
+            "counts_at": COUNTS_AT,
             "url": st.column_config.LinkColumn("Link", display_text="Open ↗", width=65),
+        },
+    )
+
+
+def rising_table(frame: pd.DataFrame) -> None:
+    st.subheader("Rising now")
+    if frame.empty:
+        st.caption(
+            "No post of the last 24 hours has gained engagement since it was last read: "
+            "`python -m flows refresh`, then `analyze`, reads the counters again."
+        )
+        return
+    row_height = 72
+    st.dataframe(
+        frame,
+        hide_index=True,
+        height=table_height(len(frame), row_height),
+        row_height=row_height,
+        column_config={
+            "created_at": st.column_config.DatetimeColumn(
+                "Posted", format="D MMM, HH:mm", timezone="UTC", width=100
+            ),
+            "author_handle": st.column_config.TextColumn("Author", width=150),
+            "text": st.column_config.TextColumn("Post", width=320),
+            "gain_per_hour": st.column_config.NumberColumn(
+                "Per hour",
+                help="Engagement gained per hour between the post's two newest readings",
+                format="%.1f",
+                width=75,
+            ),
+            "gained": st.column_config.NumberColumn("Gained", format="localized", width=65),
+            "engagement": st.column_config.NumberColumn(
+                "Engagement", format="localized", width=90
+            ),
+            "counts_at": COUNTS_AT,
+            "url": st.column_config.LinkColumn("Link", display_text="Open ↗", width=65),
+        },
+    )
+
+
+def conversations_table(frame: pd.DataFrame) -> None:
+    st.subheader("Emerging conversations")
+    if frame.empty:
+        st.caption("No conversation stands out in the latest week (analyze finds them).")
+        return
+    share = {"format": "percent", "min_value": 0, "max_value": 1, "width": 90}
+    st.dataframe(
+        frame,
+        hide_index=True,
+        height=table_height(len(frame)),
+        column_config={
+            "label": st.column_config.TextColumn(
+                "Conversation", help="Its most distinctive words (class-based TF-IDF)", width=260
+            ),
+            "size": st.column_config.NumberColumn("Posts", format="localized", width=65),
+            "growth": st.column_config.NumberColumn(
+                "Growth", help="Posts more than the same conversation the week before",
+                format="%+d", width=70,
+            ),
+            "negative_share": st.column_config.ProgressColumn("Negative", **share),
+            "positive_share": st.column_config.ProgressColumn("Positive", **share),
+            "example_urls": st.column_config.ListColumn("Example posts", width=420),
         },
     )
 
@@ -420,6 +491,8 @@ def main() -> None:
             entities_chart(fetch(url, queries.top_entities(filters, rows_shown)))
         with right:
             authors_table(fetch(url, queries.top_authors(filters, rows_shown)))
+        rising_table(fetch(url, queries.rising_posts(filters, rows_shown)))
+        conversations_table(fetch(url, queries.emerging_conversations(filters, rows_shown)))
         posts_table(fetch(url, queries.top_posts(filters, rows_shown)))
         health.section(runs)
     except WarehouseError as exc:

@@ -163,10 +163,40 @@ def top_posts(filters: Filters, limit: int) -> Query:
     where = f"{where} AND {not_repost}" if where else f"WHERE {not_repost}"
     sql = f"""
         SELECT
-            created_at, author_handle, text, sentiment, engagement, like_count, url
+            created_at, author_handle, text, sentiment, engagement, like_count, counts_at, url
         FROM top_posts
         {where}
         ORDER BY engagement DESC, created_at DESC, post_id
+        LIMIT ?"""
+    return sql, (*params, limit)
+
+
+def rising_posts(filters: Filters, limit: int) -> Query:
+    """The posts of the last 24 hours gaining engagement fastest (per hour, between their two
+    newest readings); reposts left out, as in the top posts. The date filter does not apply:
+    "now" is now."""
+    where, params = replace(filters, start=None, end=None).where()
+    keep = "COALESCE(is_repost, FALSE) = FALSE AND gained > 0"
+    where = f"{where} AND {keep}" if where else f"WHERE {keep}"
+    sql = f"""
+        SELECT
+            created_at, author_handle, text, gain_per_hour, gained, engagement, counts_at, url
+        FROM rising_posts
+        {where}
+        ORDER BY gain_per_hour DESC, engagement DESC, post_id
+        LIMIT ?"""
+    return sql, (*params, limit)
+
+
+def emerging_conversations(filters: Filters, limit: int) -> Query:
+    """The conversations of each hashtag's latest week, growing most first. Only the hashtag
+    filter applies: a conversation spans its week and every source."""
+    where, params = Filters(hashtags=filters.hashtags).where()
+    sql = f"""
+        SELECT label, size, growth, negative_share, positive_share, example_urls
+        FROM emerging_conversations
+        {where}
+        ORDER BY growth DESC, size DESC, conversation_id
         LIMIT ?"""
     return sql, (*params, limit)
 

@@ -24,6 +24,8 @@ COMMANDS = (
     "serve",
     "download-models",
     "looker-url",
+    "digest",
+    "refresh",
 )
 
 
@@ -55,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("collect", parents=[common], help="sources → lake (flow web-to-gcs)")
     sub.add_parser("analyze", parents=[common], help="lake → NLP → warehouse (flow gcs-to-bq)")
     sub.add_parser("run", parents=[common], help="collect, then analyze")
+    sub.add_parser(
+        "refresh",
+        parents=[common],
+        help="read the counters of recent posts again, and note the deleted ones (flow refresh)",
+    )
     classify = sub.add_parser(
         "classify", parents=[common], help="classify a file of texts, no lake or warehouse needed"
     )
@@ -103,11 +110,20 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="the id of a template report to copy (see docs/looker-studio.md)",
     )
+    digest = sub.add_parser(
+        "digest", parents=[common], help="the last days of the hashtag in one page"
+    )
+    digest.add_argument("--days", type=int, default=7, help="default: 7")
+    digest.add_argument(
+        "--out", type=Path, default=None, help="FILE.md or FILE.html (default: Markdown printed)"
+    )
+    digest.add_argument("--send", action="store_true", help="also send it through [alerts]")
     return parser
 
 
 def _run(config: Config, collect_only: bool = False, analyze_only: bool = False) -> int:
     from flows.orchestration.blocks import gcp_auth
+    from flows.orchestration.notify import alert_sender
     from flows.stages.analyze import analyze
     from flows.stages.collect import collect
     from flows.stages.reports import analyze_markdown, collect_markdown
@@ -124,7 +140,10 @@ def _run(config: Config, collect_only: bool = False, analyze_only: bool = False)
 
         with tqdm(desc="analyze", unit=" posts") as bar:
             report = analyze(
-                config, on_progress=lambda done, total: _advance(bar, done, total), auth=auth
+                config,
+                on_progress=lambda done, total: _advance(bar, done, total),
+                auth=auth,
+                send=alert_sender(config),
             )
         print(analyze_markdown(report), end="\n\n")
         print(f"Lake: {open_lake(config, auth).count_posts():,} posts in {config.lake}")
@@ -155,6 +174,14 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return _run(config, collect_only=True)
     if args.command == "analyze":
         return _run(config, analyze_only=True)
+    if args.command == "refresh":
+        from flows.orchestration.blocks import gcp_auth
+        from flows.stages.refresh import refresh, refresh_markdown
+
+        reports = refresh(config, auth=gcp_auth(config))
+        print(refresh_markdown(reports), end="\n\n")
+        print(f"Run `{_program()} analyze` to show the new counts on the dashboard.")
+        return 1 if any(r.run.status == "failed" for r in reports) else 0
     if args.command == "classify":
         from flows.nlp.registry import load_backend
         from flows.nlp.classify import classify_file
@@ -199,7 +226,36 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         print(looker_url(config.warehouse, args.report_name, args.template))
         return 0
+    if args.command == "digest":
+        return _digest(config, args)
     raise AssertionError(args.command)
+
+
+def _digest(config: Config, args: argparse.Namespace) -> int:
+    from flows.orchestration.blocks import gcp_auth
+    from flows.orchestration.notify import alert_sender
+    from flows.stages.digest import build_digest, send_digest, to_html, to_markdown
+    from flows.stages.stores import open_config_warehouse
+
+    kind = args.out.suffix.lower() if args.out else ".md"
+    if kind not in (".md", ".html"):
+        raise ValueError(f"--out {args.out}: name a .md or .html file")
+    if args.days < 1:
+        raise ValueError(f"--days {args.days}: a digest covers 1 day or more")
+    send = alert_sender(config) if args.send else None
+    if args.send and send is None:
+        raise ValueError("--send: [alerts] names no urls_env or block to send through")
+    with open_config_warehouse(config, gcp_auth(config)) as warehouse:
+        digest = build_digest(warehouse, config.hashtag, args.days)
+    page = to_html(digest) if kind == ".html" else to_markdown(digest)
+    if args.out:
+        args.out.write_text(page, encoding="utf-8")
+        print(f"digest of #{config.hashtag}, {args.days} days → {args.out}")
+    else:
+        print(page, end="")
+    if send is not None:
+        send_digest(digest, send)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

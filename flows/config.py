@@ -32,6 +32,7 @@ from flows.settings import (
     ConfigError,
     parse_warehouse_url,
 )
+from flows.warehouse.signals import SIGNAL_KINDS
 
 DEFAULT_PATH = Path("configuration.conf")
 ENV_PREFIX = "PULSE"
@@ -83,6 +84,71 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """`[alerts]`: which new signals analyze sends, once each, and where.
+
+    Attributes:
+        urls_env: the environment variable that holds Apprise URLs (space separated: Slack,
+            Discord, Teams, mailto://, ntfy://, json://...); URLs are secrets, never in the file.
+        block: a Prefect notification block, ``<block type>/<name>`` (``slack-webhook/team``).
+        kinds: the kinds of signal to send.
+        min_score: the least score a signal needs to be sent.
+        max_age_hours: signals whose window ended longer before the hashtag's newest post are
+            history (a first run over old posts sends none of it).
+        retries: tries of a failed send before it is reported and left for the next run.
+        digest: also send the weekly digest.
+    """
+
+    urls_env: str = ""
+    block: str = ""
+    kinds: tuple[str, ...] = SIGNAL_KINDS
+    min_score: float = 5.0
+    max_age_hours: int = 48
+    retries: int = 3
+    digest: bool = False
+
+    def __post_init__(self) -> None:
+        unknown = [kind for kind in self.kinds if kind not in SIGNAL_KINDS]
+        if unknown:
+            raise ValueError(
+                f"kinds: unknown {', '.join(unknown)}; choose from {', '.join(SIGNAL_KINDS)}"
+            )
+        if self.urls_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.urls_env):
+            raise ValueError(
+                f"urls_env = {self.urls_env!r}: name an environment variable (PULSE_ALERT_URLS), "
+                "not the URLs themselves"
+            )
+        if self.block and "/" not in self.block:
+            raise ValueError(
+                f"block = {self.block!r}: write <block type>/<name>, "
+                f"e.g. slack-webhook/{self.block}"
+            )
+        if self.min_score < 0 or self.max_age_hours < 1 or self.retries < 1:
+            raise ValueError("min_score must be 0 or more, max_age_hours and retries 1 or more")
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    """`[refresh]`: which collected posts a refresh reads again (`python -m flows refresh`).
+
+    Attributes:
+        days: posts younger than this many days are read again; older ones keep their last
+            counts.
+        growth: a post is read again once its age has grown this many times since its last
+            reading (2: at about 1, 2, 4, 8 … hours old): young posts often, old ones seldom.
+    """
+
+    days: int = 7
+    growth: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ValueError(f"days: must be 1 or more, got {self.days}")
+        if self.growth <= 1:
+            raise ValueError(f"growth: must be more than 1, got {self.growth}")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. Build it with `load_config`."""
 
@@ -91,6 +157,8 @@ class Config:
     gcp: GcpConfig = field(default_factory=GcpConfig)
     prefect: PrefectConfig = field(default_factory=PrefectConfig)
     tweetnlp: TweetnlpConfig = field(default_factory=TweetnlpConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     # typed settings of each source, by source name (see flows.sources.SOURCE_SETTINGS)
     source_settings: Mapping[str, Any] = field(default_factory=dict)
     origin: str = "embedded default"
@@ -130,6 +198,8 @@ _SECTIONS: dict[str, type] = {
     "gcp_config": GcpConfig,
     "prefect_config": PrefectConfig,
     "tweetnlp": TweetnlpConfig,
+    "refresh": RefreshConfig,
+    "alerts": AlertsConfig,
 }
 
 
@@ -276,6 +346,8 @@ def load_config(path: str | Path | None = None, *, embedded: bool = False) -> Co
         gcp=parsed["gcp_config"],
         prefect=parsed["prefect_config"],
         tweetnlp=parsed["tweetnlp"],
+        refresh=parsed["refresh"],
+        alerts=parsed["alerts"],
         source_settings={
             name: parse_section(cls, sections.get(name, {}), name, where)
             for name, cls in SOURCE_SETTINGS.items()

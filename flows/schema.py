@@ -120,6 +120,34 @@ COLLECTION_RUN_SCHEMA = pa.schema(
 )
 
 
+# A post's counters as one lookup read them (`flows.lake.facts`): the warehouse table
+# `post_metrics`, keyed by (post_id, observed_at); snapshots, never overwrites.
+POST_METRICS_SCHEMA = pa.schema(
+    [
+        pa.field("post_id", pa.string(), nullable=False),
+        pa.field("observed_at", UTC_TIMESTAMP, nullable=False),
+        pa.field("like_count", pa.int64()),
+        pa.field("repost_count", pa.int64()),
+        pa.field("reply_count", pa.int64()),
+        pa.field("quote_count", pa.int64()),
+    ]
+)
+
+# How a deletion was learnt: a lookup answered 404/410 for the post, a batch lookup left it out,
+# the source shows it removed (Reddit's removed_by_category), or a stream's delete event.
+DELETION_HOWS = ("lookup-gone", "missing-from-batch", "removed", "stream")
+
+# A post gone from its source (`flows.lake.facts`): the warehouse table `post_deletions`, keyed
+# by post_id; every view leaves these posts out.
+POST_DELETION_SCHEMA = pa.schema(
+    [
+        pa.field("post_id", pa.string(), nullable=False),
+        pa.field("observed_at", UTC_TIMESTAMP, nullable=False),  # when we learnt it
+        pa.field("deleted_at", UTC_TIMESTAMP),  # when the source says it happened, if it says
+        pa.field("how", pa.string(), nullable=False),  # one of DELETION_HOWS
+    ]
+)
+
 def posts_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Build a POST_SCHEMA table from dict rows; missing optional fields become null.
 
@@ -160,3 +188,37 @@ def _utf8(value: Any) -> Any:
 
 def empty_posts() -> pa.Table:
     return POST_SCHEMA.empty_table()
+
+
+# A post's sentence embedding (`flows.nlp.conversations`), computed once at analysis: the warehouse
+# table `post_embeddings`, keyed by (post_id, model_id); int8 components of the unit vector
+# (x 127), 384 bytes a post.
+EMBEDDING_SCHEMA = pa.schema(
+    [
+        pa.field("post_id", pa.string(), nullable=False),
+        pa.field("model_id", pa.string(), nullable=False),
+        pa.field("embedding", pa.binary(), nullable=False),
+        pa.field("embedded_at", UTC_TIMESTAMP, nullable=False),
+    ]
+)
+
+# A conversation of a hashtag in a window of days (`flows.stages.conversations`): the warehouse
+# table `conversations`, keyed by (hashtag, window_start, conversation_id, computed_at): each
+# computation adds its rows, and view emerging_conversations reads the latest.
+CONVERSATION_SCHEMA = pa.schema(
+    [
+        pa.field("hashtag", pa.string(), nullable=False),
+        pa.field("window_start", UTC_TIMESTAMP, nullable=False),
+        pa.field("window_end", UTC_TIMESTAMP, nullable=False),
+        pa.field("conversation_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("size", pa.int64(), nullable=False),
+        pa.field("previous_size", pa.int64(), nullable=False),  # the matched cluster's, or 0
+        pa.field("growth", pa.int64(), nullable=False),
+        pa.field("negative_share", pa.float64()),
+        pa.field("positive_share", pa.float64()),
+        pa.field("example_post_ids", pa.list_(pa.string())),
+        pa.field("example_urls", pa.list_(pa.string())),
+        pa.field("computed_at", UTC_TIMESTAMP, nullable=False),
+    ]
+)

@@ -25,7 +25,7 @@ from dashboard import queries  # noqa: E402
 from flows.lake.lake import Lake  # noqa: E402
 from flows.lake.runs import CollectionRun, RunLog  # noqa: E402
 from flows.warehouse.base import WarehouseError  # noqa: E402
-from flows.schema import posts_table  # noqa: E402
+from flows.schema import CONVERSATION_SCHEMA, posts_table  # noqa: E402
 from flows.warehouse.bigquery_warehouse import BigQueryWarehouse, bigquery_schema  # noqa: E402
 from flows.warehouse.open import open_warehouse  # noqa: E402
 from flows.warehouse.tables import POST_NLP  # noqa: E402
@@ -34,7 +34,9 @@ from flows.warehouse.views import VIEW_NAMES  # noqa: E402
 from servers import bigquery_emulator, fake_gcs  # noqa: E402
 from test_collection_health import RUNS  # noqa: E402
 from test_dashboard import FIRST_DAY, dashboard_rows  # noqa: E402
-from test_warehouse_duckdb import POSTS, RESULTS, older, post, utc  # noqa: E402
+from test_refresh_warehouse import deletions_table, metrics_table, recent_posts  # noqa: E402
+from test_signals import SPIKED, assert_one_spike, hourly_posts, signals  # noqa: E402
+from test_warehouse_duckdb import NO_ROWS, POSTS, RESULTS, older, post, utc  # noqa: E402
 
 PROJECT = "pulse-test"
 LOGGER = "flows.warehouse.bigquery_warehouse"
@@ -132,7 +134,7 @@ def test_bigquery_creates_the_dataset_partitioned_tables_and_views(url):
         assert warehouse.query("SELECT * FROM top_posts").column_names == ["post_id"]
     with bigquery(url) as reopened:  # opening again changes nothing else, and keeps the data
         assert reopened.query("SELECT * FROM top_posts").column_names == columns
-        assert reopened.counts() == {"posts": 0, "post_nlp": 0, "collection_runs": 0}
+        assert reopened.counts() == NO_ROWS
 
 
 def test_bigquery_loads_posts_from_the_gcs_lake_with_load_jobs_and_merge_is_idempotent(
@@ -154,7 +156,7 @@ def test_bigquery_loads_posts_from_the_gcs_lake_with_load_jobs_and_merge_is_idem
         assert re.search(r"MERGE job \S+ into posts: 30 inserted", caplog.text)
 
         assert warehouse.load_posts(batch, files) == 0  # the same files again: nothing changes
-        assert warehouse.counts() == {"posts": 30, "post_nlp": 0, "collection_runs": 0}
+        assert warehouse.counts() == {**NO_ROWS, "posts": 30}
         stored = warehouse.query("SELECT * FROM posts WHERE post_id = ?", ["x:21"]).to_pylist()[0]
         expected = batch.filter(pa.compute.equal(batch["post_id"], "x:21")).to_pylist()[0]
         assert stored == expected  # every column, lists and timestamps included
@@ -168,7 +170,7 @@ def test_bigquery_loads_posts_from_the_gcs_lake_with_load_jobs_and_merge_is_idem
         assert likes == [{"like_count": 99}]
         # staging tables are dropped after each MERGE
         names = {t.table_id for t in warehouse.client.list_tables(f"{PROJECT}.{warehouse.dataset}")}
-        assert names == {"posts", "post_nlp", "collection_runs", *VIEW_NAMES}
+        assert names == {*NO_ROWS, *VIEW_NAMES}
 
 
 def test_bigquery_merges_nlp_results_once_and_finds_analysed_posts(url):
@@ -198,6 +200,16 @@ def test_bigquery_merges_nlp_results_once_and_finds_analysed_posts(url):
                 ]
             }
         ]
+
+
+def test_bigquery_merges_snapshots_and_deletions_once(url):
+    with bigquery(url) as warehouse:
+        assert warehouse.load_metrics(metrics_table()) == metrics_table().num_rows
+        assert warehouse.load_metrics(metrics_table()) == 0
+        assert warehouse.load_deletions(deletions_table()) == 1
+        assert warehouse.load_deletions(deletions_table()) == 0
+        table = warehouse.client.get_table(warehouse.table_id("post_metrics"))
+        assert table.clustering_fields == ["post_id"]
 
 
 def test_bigquery_merges_collection_runs_once(url):
@@ -233,7 +245,7 @@ def test_bigquery_adds_the_columns_added_since_a_table_was_made(url):
     # checked through queries: the emulator's table metadata does not follow DDL, BigQuery's does
     with bigquery(url) as warehouse:
         # the rows there are kept
-        assert warehouse.counts() == {"posts": 5, "post_nlp": 5, "collection_runs": 0}
+        assert warehouse.counts() == {**NO_ROWS, "posts": 5, "post_nlp": 5}
         newer = posts_table([post("mastodon", "9", utc(21, 10), "dave", client="ios")])
         assert warehouse.load_posts(pa.concat_tables([POSTS, newer])) == 1
         assert warehouse.load_nlp(RESULTS) == 0
@@ -241,7 +253,30 @@ def test_bigquery_adds_the_columns_added_since_a_table_was_made(url):
         assert {r["client"] for r in clients if r["post_id"] != "mastodon:9"} == {None}
         assert {"post_id": "mastodon:9", "client": "ios"} in clients
     with bigquery(url) as reopened:  # opening again changes nothing
-        assert reopened.counts() == {"posts": 6, "post_nlp": 5, "collection_runs": 0}
+        assert reopened.counts() == {**NO_ROWS, "posts": 6, "post_nlp": 5}
+
+
+def test_an_injected_spike_is_one_signal_on_bigquery(url):
+    with bigquery(url) as warehouse:
+        warehouse.load_posts(hourly_posts(SPIKED))
+        assert_one_spike(signals(warehouse))
+
+
+# Two computations of one window: emerging_conversations shows the later one.
+CONVERSATIONS = pa.Table.from_pylist(
+    [
+        {
+            "hashtag": "dataengineering", "window_start": utc(14, 0), "window_end": utc(21, 0),
+            "conversation_id": f"20261114-{rank}", "label": label, "size": size,
+            "previous_size": 3, "growth": size - 3, "negative_share": 0.25,
+            "positive_share": None, "example_post_ids": ["mastodon:1"],
+            "example_urls": ["https://mastodon.example/alice/1"], "computed_at": computed,
+        }
+        for computed in (utc(21, 1), utc(21, 2))
+        for rank, (label, size) in enumerate([("iceberg · tables", 9), ("outage · cloud", 5)])
+    ],
+    schema=CONVERSATION_SCHEMA,
+)
 
 
 @pytest.fixture(scope="module")
@@ -258,6 +293,12 @@ def twins(emulators, tmp_path_factory):
             warehouse.load_posts(posts)
             warehouse.load_nlp(results)
             warehouse.load_runs(RUNS)
+            # posts of the last hours, read again and one deleted: rising_posts is not empty
+            warehouse.load_posts(recent_posts())
+            warehouse.load_metrics(metrics_table())
+            warehouse.load_deletions(deletions_table())
+            warehouse.load_posts(hourly_posts(SPIKED))  # signals is not empty
+            warehouse.load_conversations(CONVERSATIONS)
         twins[name] = (duck, big)
     yield twins
     for pair in twins.values():
@@ -290,6 +331,7 @@ def test_the_dashboard_queries_answer_the_same_on_bigquery(twins):
             queries.top_entities(filters, 5),
             queries.top_authors(filters, 5),
             queries.top_posts(filters, 5),
+            queries.rising_posts(filters, 5),
             queries.collection_health(filters, FIRST_DAY + timedelta(days=1)),
         ]
     for sql, params in built:
@@ -336,7 +378,7 @@ def test_analyze_loads_a_gcs_lake_into_bigquery_once(
 
     first = analyze(config)
     assert (first.files, first.posts_loaded, first.analysed) == (2, 20, 20)
-    assert first.totals == {"posts": 20, "post_nlp": 20, "collection_runs": 1}
+    assert first.totals == {**NO_ROWS, "posts": 20, "post_nlp": 20, "collection_runs": 1}
     assert first.runs_loaded == 1
     assert first.warehouse == url
     again = analyze(config)

@@ -47,11 +47,13 @@ def test_demo_runs_the_whole_path_and_a_second_run_adds_nothing(tmp_path):
     assert re.search(r"Lake: [\d,]+ posts in " + re.escape(str(tmp_path / "data" / "lake")), first.stdout)
     assert "Open the dashboard: python -m flows dashboard" in first.stdout
 
-    lake_ids = pq.read_table(tmp_path / "data" / "lake" / "posts", partitioning=None).column("post_id")
+    lake = Lake(str(tmp_path / "data" / "lake"))
+    listed = [str(tmp_path / "data" / "lake" / path) for path in lake.manifest()]
+    lake_ids = pq.read_table(listed, partitioning=None).column("post_id")
     assert len(lake_ids) == len(set(lake_ids.to_pylist())) < 600  # exact duplicates dropped
     posts, results = warehouse_counts(tmp_path / "data" / "warehouse.duckdb")
     assert posts == results == len(lake_ids)
-    cursor = Lake(str(tmp_path / "data" / "lake")).read_cursor("sample", "dataengineering")
+    cursor = lake.read_cursor("sample", "dataengineering")
     assert cursor.next_index == 600
 
     second = cli("demo", cwd=tmp_path, **env)

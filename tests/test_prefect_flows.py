@@ -63,3 +63,6 @@ def test_prefect_flows_run_and_publish_counts(prefect_api, tmp_path):
     assert "| collection runs loaded | 1 |" in latest  # the second collection's record
     totals = [line for line in first.splitlines() if "warehouse totals" in line]
     assert totals and totals[0].replace("1 collection runs", "2 collection runs") in latest
+    # the digest is published once a week: the second analysis of the week adds none
+    (digest,) = artifacts(prefect_api, "weekly-digest")
+    assert digest.startswith("# #dataengineering: ")

@@ -16,16 +16,17 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from flows.schema import NLP_SCHEMA, posts_table
+from flows.schema import CONVERSATION_SCHEMA, NLP_SCHEMA, posts_table
 from flows.warehouse.base import WarehouseError, WarehouseLockedError
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
 from flows.warehouse.open import open_warehouse
-from flows.warehouse.tables import POST_NLP, TableSpec, create_table_sql
+from flows.warehouse.tables import POST_NLP, TABLES, TableSpec, create_table_sql
 from flows.warehouse.tables import POSTS as POSTS_TABLE
 from flows.warehouse.views import VIEW_NAMES
 
 SCIENCE, NEWS, GAMING = "science_&_technology", "news_&_social_concern", "gaming"
 COLLECTED = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+NO_ROWS = {table.name: 0 for table in TABLES}  # counts() of an empty warehouse
 
 
 def utc(day: int, hour: int, minute: int = 0) -> datetime:
@@ -151,7 +152,7 @@ def test_loads_are_idempotent(warehouse: DuckDBWarehouse) -> None:
     assert warehouse.load_nlp(RESULTS) == 5
     assert warehouse.load_posts(POSTS) == 0
     assert warehouse.load_nlp(RESULTS) == 0
-    assert warehouse.counts() == {"posts": 5, "post_nlp": 5, "collection_runs": 0}
+    assert warehouse.counts() == {**NO_ROWS, "posts": 5, "post_nlp": 5}
     (distinct,) = rows(warehouse, "SELECT COUNT(DISTINCT post_id) AS n FROM posts")
     assert distinct["n"] == 5
     stored = warehouse.query("SELECT * FROM posts ORDER BY post_id")
@@ -223,7 +224,7 @@ def test_a_newer_result_of_the_same_model_replaces_the_old_one(loaded: DuckDBWar
         [GAMING],
         [{"text": "Steam", "type": "product"}],
     )
-    assert loaded.counts() == {"posts": 5, "post_nlp": 5, "collection_runs": 0}
+    assert loaded.counts() == {**NO_ROWS, "posts": 5, "post_nlp": 5}
 
 
 def test_analysed_ids(loaded: DuckDBWarehouse) -> None:
@@ -252,6 +253,7 @@ EXPECTED_COLUMNS = {
         "analysed_at",
         "day",
         "engagement",
+        "counts_at",
     ],
     "daily_sentiment": [
         "day",
@@ -313,6 +315,26 @@ EXPECTED_COLUMNS = {
         "quote_count",
         "engagement",
         "is_repost",
+        "counts_at",
+    ],
+    "rising_posts": [
+        "post_id",
+        "day",
+        "created_at",
+        "source",
+        "hashtag",
+        "topic",
+        "sentiment",
+        "author_handle",
+        "text",
+        "url",
+        "is_repost",
+        "engagement",
+        "counts_at",
+        "engagement_before",
+        "before_at",
+        "gained",
+        "gain_per_hour",
     ],
     "source_health": [
         "day",
@@ -334,6 +356,22 @@ EXPECTED_COLUMNS = {
         "last_status",
         "last_reason",
     ],
+    "signals": [
+        "signal_id",
+        "kind",
+        "grain",
+        "hashtag",
+        "source",
+        "subject",
+        "window_start",
+        "window_end",
+        "value",
+        "baseline",
+        "score",
+        "example_post_ids",
+        "example_urls",
+    ],
+    "emerging_conversations": CONVERSATION_SCHEMA.names,
 }
 
 
@@ -537,7 +575,7 @@ def test_opening_adds_the_columns_added_since_a_table_was_made(tmp_path: Path) -
             con.execute(f"INSERT INTO {spec.name} SELECT * FROM old_rows")
     with open_warehouse(f"duckdb:///{path}") as w:
         # the rows already there are kept, with NULL in the new columns
-        assert w.counts() == {"posts": 5, "post_nlp": 5, "collection_runs": 0}
+        assert w.counts() == {**NO_ROWS, "posts": 5, "post_nlp": 5}
         stored = rows(w, "SELECT post_id, lang, client FROM posts ORDER BY post_id")
         assert {(r["lang"], r["client"]) for r in stored} == {(None, None)}
         # a load of today's rows merges into them, and the views read every column
@@ -551,7 +589,7 @@ def test_opening_adds_the_columns_added_since_a_table_was_made(tmp_path: Path) -
         names = [row[0] for row in con.execute("DESCRIBE posts").fetchall()]
     assert sorted(names) == sorted(POSTS_TABLE.schema.names)  # each added once
     with open_warehouse(f"duckdb:///{path}") as w:  # opening again changes nothing
-        assert w.counts() == {"posts": 6, "post_nlp": 5, "collection_runs": 0}
+        assert w.counts() == {**NO_ROWS, "posts": 6, "post_nlp": 5}
 
 
 def test_a_missing_not_null_column_is_refused_with_the_fix(tmp_path: Path) -> None:
@@ -580,7 +618,7 @@ def test_absolute_url(tmp_path: Path) -> None:
     target = tmp_path / "abs" / "w.duckdb"
     with open_warehouse(f"duckdb:///{target}") as w:  # four slashes: three, then "/tmp..."
         assert w.path == target and w.url == f"duckdb:///{target}"
-        assert w.counts() == {"posts": 0, "post_nlp": 0, "collection_runs": 0}
+        assert w.counts() == NO_ROWS
 
 
 @pytest.mark.parametrize("url", ["bigquery://my-project", "bigquery://my-project/", "bigquery:///pulse", "bigquery://p/d/x"])

@@ -8,6 +8,7 @@ from prefect.cache_policies import NONE
 
 from flows.config import Config, load_config
 from flows.orchestration.blocks import gcp_auth
+from flows.orchestration.notify import alert_sender, publish_weekly_digest
 from flows.orchestration.prefect_ui import ProgressArtifact, show_logs_in_ui
 from flows.stages.analyze import AnalyzeReport, analyze
 from flows.stages.reports import analyze_markdown
@@ -17,7 +18,15 @@ from flows.stages.reports import analyze_markdown
 def analyze_task(config: Config) -> AnalyzeReport:
     """A retry picks up the files the failed try did not mark as loaded; MERGE absorbs overlap."""
     progress = ProgressArtifact("gcs-to-bq-progress", "posts analysed")
-    return analyze(config, on_progress=progress, auth=gcp_auth(config))
+    return analyze(
+        config, on_progress=progress, auth=gcp_auth(config), send=alert_sender(config)
+    )
+
+
+@task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE)
+def digest_task(config: Config) -> bool:
+    """Once a week (kept in the lake): the digest as an artifact, sent when [alerts] digest."""
+    return publish_weekly_digest(config, gcp_auth(config), alert_sender(config))
 
 
 @flow(name="gcs-to-bq")
@@ -26,6 +35,7 @@ def gcs_to_bq(config_path: str | None = None) -> AnalyzeReport:
     show_logs_in_ui()
     config = load_config(config_path)
     report = analyze_task(config)
+    digest_task(config)
     get_run_logger().info("analysed %d posts with %s", report.analysed, report.model_id)
     create_markdown_artifact(
         key="gcs-to-bq-summary",

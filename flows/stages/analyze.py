@@ -1,6 +1,7 @@
 """Analyze: lake → NLP → warehouse. Plain functions; `flows.orchestration.gcs_to_bq` wraps them for Prefect.
 
-Collection run records not yet in the warehouse are merged into ``collection_runs`` first.
+Collection run records not yet in the warehouse are merged into ``collection_runs`` first, and
+the refreshes' facts (`flows.lake.facts`) into ``post_deletions`` and ``post_metrics``.
 Files the manifest has not marked as loaded into this warehouse with this model are read in
 groups, their posts merged into the warehouse, the posts with no result for the model classified
 (each distinct text once), the results merged (at least once a minute, so that a stopped run keeps
@@ -26,15 +27,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows.config import Config
+from flows.lake.compaction import compact
+from flows.lake.facts import DELETIONS, METRICS, FactKind, FactLog
 from flows.lake.lake import Lake
 from flows.lake.runs import RunLog
 from flows.nlp.backend import CHUNK_TEXTS, Backend
+from flows.nlp.conversations import Encoder
 from flows.nlp.registry import load_backend
 from flows.nlp.stream import classify_texts
 from flows.schema import NLP_SCHEMA, UTC_TIMESTAMP
+from flows.stages.alerts import AlertReport, Sender, env_sender, send_new_signals
+from flows.stages.conversations import update_conversations
 from flows.stages.stores import GcpAuth, open_config_warehouse, open_lake
 from flows.warehouse.base import Warehouse
-from flows.warehouse.tables import COLLECTION_RUNS, POSTS
+from flows.warehouse.tables import COLLECTION_RUNS, POST_DELETIONS, POST_METRICS, POSTS
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,11 @@ class AnalyzeReport:
     sentiment: Counter = field(default_factory=Counter)
     totals: dict[str, int] = field(default_factory=dict)
     runs_loaded: int = 0  # collection run records new to the warehouse
+    alerts: AlertReport | None = None  # None: no [alerts] destination configured
+    conversations: int = 0  # of the latest window (flows.stages.conversations)
+    files_compacted: int = 0  # small lake files rewritten into fewer (`flows.lake.compaction`)
+    snapshots_loaded: int = 0  # counters read by refreshes (post_metrics)
+    deletions_loaded: int = 0  # posts gone from their source (post_deletions)
 
 
 def _groups(lake: Lake, paths: list[str], size: int) -> Iterator[tuple[list[str], pa.Table]]:
@@ -94,6 +105,22 @@ def load_runs(lake: Lake, warehouse: Warehouse) -> int:
         return 0
     inserted = warehouse.load_runs(runs.read(pending))
     runs.mark_loaded(pending, warehouse.url)
+    return inserted
+
+
+def load_facts(lake: Lake, warehouse: Warehouse, kind: FactKind) -> int:
+    """Merge the lake's fact files of `kind` (counters, deletions) that `warehouse` lacks (all
+    of them when its table is empty: it was recreated); the rows inserted."""
+    facts = FactLog(lake, kind)
+    table, load = {
+        METRICS.name: (POST_METRICS, warehouse.load_metrics),
+        DELETIONS.name: (POST_DELETIONS, warehouse.load_deletions),
+    }[kind.name]
+    pending = facts.pending(warehouse.url, everything=warehouse.counts()[table.name] == 0)
+    if not pending:
+        return 0
+    inserted = load(facts.read(pending))
+    facts.mark_loaded(pending, warehouse.url)
     return inserted
 
 
@@ -148,6 +175,7 @@ def analyze(
     backend: Backend | None = None,
     on_progress: ProgressCallback | None = None,
     auth: GcpAuth | None = None,
+    send: Sender | None = None,
 ) -> AnalyzeReport:
     """Load every posts file not yet in the warehouse, with NLP results for the configured model.
 
@@ -157,7 +185,10 @@ def analyze(
         on_progress: called with ``(posts done, posts to do)``: once with ``done == 0`` when the
             work is known, after every few hundred posts, and with ``done == total`` at the end.
         auth: the GCP credentials of a ``gs://`` lake or BigQuery (`flows.stages.stores`).
+        send: where new signals go (`flows.stages.alerts`); by default the Apprise URLs of
+            ``[alerts] urls_env``, if any.
     """
+    send = send or env_sender(config.alerts)  # a wrong [alerts] stops the run before any work
     lake = open_lake(config, auth)
     backend = backend or load_backend(
         config.pipeline.nlp_backend,
@@ -170,6 +201,8 @@ def analyze(
         report.warehouse = warehouse.url
         # first, and quick: collection health shows even when classifying stops half-way
         report.runs_loaded = load_runs(lake, warehouse)
+        report.deletions_loaded = load_facts(lake, warehouse, DELETIONS)
+        report.snapshots_loaded = load_facts(lake, warehouse, METRICS)
         target = f"{backend.model_id} -> {warehouse.url}"
         manifest = lake.manifest()
         if warehouse.counts()[POSTS.name] == 0 and any(
@@ -199,7 +232,14 @@ def analyze(
             report.files += len(paths)
         if done < total:  # files moved aside as unreadable: their posts are past doing
             advance(total - done)
+        # after loading, so that a compacted file counts as loaded where its members were
+        report.files_compacted = compact(lake)
         report.totals = warehouse.counts()
+        if report.totals[POSTS.name]:
+            encoder = Encoder(backend.device)
+            report.conversations = update_conversations(warehouse, config.hashtag, encoder)
+        if send is not None:
+            report.alerts = send_new_signals(lake, warehouse, config.alerts, send)
     log.info(
         "analyze: %d files, %d posts loaded, %d classified with %s into %s",
         report.files, report.posts_loaded, report.analysed, report.model_id, report.warehouse,

@@ -55,6 +55,16 @@ def _cursor(cursor: SourceCursor | None) -> str:
     return (str(cursor) if cursor is not None else "") or "-"
 
 
+def _alerts(report: AnalyzeReport) -> str:
+    if report.alerts is None:
+        return "- (no [alerts] destination)"
+    failed = report.alerts.failed
+    return f"{len(report.alerts.sent):,}" + (
+        f", {len(failed):,} failed (sent by the next run): " + "; ".join(failed.values())[:300]
+        if failed else ""
+    )
+
+
 def analyze_markdown(report: AnalyzeReport) -> str:
     """Files and rows loaded, posts analysed, their sentiment split, the model, warehouse totals."""
     total = sum(report.sentiment.values())
@@ -72,7 +82,11 @@ def analyze_markdown(report: AnalyzeReport) -> str:
             f"| posts loaded (new rows) | {report.posts_loaded:,} |",
             f"| posts analysed | {report.analysed:,} |",
             f"| collection runs loaded | {report.runs_loaded:,} |",
+            f"| counter snapshots, deletions loaded | {report.snapshots_loaded:,}, "
+            f"{report.deletions_loaded:,} |",
             f"| sentiment of analysed posts | {split} |",
+            f"| conversations of the latest week | {report.conversations:,} |",
+            f"| signals sent | {_alerts(report)} |",
             f"| model | `{report.model_id}` |",
             f"| warehouse totals | {report.totals.get('posts', 0):,} posts, "
             f"{report.totals.get('post_nlp', 0):,} NLP results, "

@@ -43,12 +43,31 @@ class Warehouse(Protocol):
         (a retry's) replaces it. Returns the number inserted."""
         ...
 
+    def load_metrics(self, metrics: pa.Table) -> int:
+        """Merge POST_METRICS_SCHEMA snapshots on ``(post_id, observed_at)``. Returns the number
+        inserted."""
+        ...
+
+    def load_deletions(self, deletions: pa.Table) -> int:
+        """Merge POST_DELETION_SCHEMA rows on ``post_id``; every view leaves those posts out.
+        Returns the number inserted."""
+        ...
+
+    def load_embeddings(self, embeddings: pa.Table) -> int:
+        """Merge EMBEDDING_SCHEMA rows on ``(post_id, model_id)``. Returns the number inserted."""
+        ...
+
+    def load_conversations(self, conversations: pa.Table) -> int:
+        """Append CONVERSATION_SCHEMA rows (one computation of a window; loading the same rows
+        again changes nothing). Returns the number inserted."""
+        ...
+
     def analysed_ids(self, post_ids: Sequence[str], model_id: str) -> set[str]:
         """Those of `post_ids` that already have a result from `model_id`."""
         ...
 
     def counts(self) -> dict[str, int]:
-        """Rows per table: ``{"posts": n, "post_nlp": m, "collection_runs": r}``."""
+        """Rows per table of `flows.warehouse.tables.TABLES`: ``{"posts": n, ...}``."""
         ...
 
     def query(self, sql: str, params: Sequence | None = None) -> pa.Table:

@@ -29,6 +29,10 @@ from google.cloud import bigquery
 from flows.warehouse.base import Warehouse, WarehouseError
 from flows.warehouse.tables import (
     COLLECTION_RUNS,
+    CONVERSATIONS,
+    POST_DELETIONS,
+    POST_EMBEDDINGS,
+    POST_METRICS,
     POST_NLP,
     POSTS,
     TABLES,
@@ -49,14 +53,27 @@ CLUSTER_BY = {
     POSTS.name: ["source", "hashtag"],
     POST_NLP.name: ["model_id", "post_id"],
     COLLECTION_RUNS.name: ["source"],
+    POST_METRICS.name: ["post_id"],  # the views join each post's newest snapshots
 }
 
 STAGING_TTL = timedelta(hours=6)  # a staging table left by a killed run expires by itself
 
 
 def to_bigquery_sql(sql: str) -> str:
-    """`sql` in the DuckDB dialect of `flows.warehouse.views`, in BigQuery's (``?`` stays ``?``)."""
-    return sqlglot.transpile(sql, read="duckdb", write="bigquery")[0]
+    """`sql` in the DuckDB dialect of `flows.warehouse.views`, in BigQuery's (``?`` stays ``?``).
+
+    DuckDB's ``DATE_DIFF`` in hours, minutes or seconds is between timestamps, where BigQuery's
+    ``DATE_DIFF`` takes dates only: those become ``TIMESTAMP_DIFF``.
+    """
+    tree = sqlglot.parse_one(sql, read="duckdb").transform(_timestamp_diff)
+    return tree.sql(dialect="bigquery")
+
+
+def _timestamp_diff(node: sqlglot.exp.Expression) -> sqlglot.exp.Expression:
+    unit = node.args.get("unit") if isinstance(node, sqlglot.exp.DateDiff) else None
+    if unit is not None and unit.name.upper() in ("HOUR", "MINUTE", "SECOND"):
+        return sqlglot.exp.TimestampDiff(this=node.this, expression=node.expression, unit=unit)
+    return node
 
 
 def bigquery_schema(schema: pa.Schema) -> list[bigquery.SchemaField]:
@@ -280,6 +297,18 @@ class BigQueryWarehouse(Warehouse):
 
     def load_runs(self, runs: pa.Table) -> int:
         return self._load(COLLECTION_RUNS, runs)  # a few rows: one upload, not the lake files
+
+    def load_metrics(self, metrics: pa.Table) -> int:
+        return self._load(POST_METRICS, metrics)
+
+    def load_deletions(self, deletions: pa.Table) -> int:
+        return self._load(POST_DELETIONS, deletions)
+
+    def load_embeddings(self, embeddings: pa.Table) -> int:
+        return self._load(POST_EMBEDDINGS, embeddings)
+
+    def load_conversations(self, conversations: pa.Table) -> int:
+        return self._load(CONVERSATIONS, conversations)
 
     # ------------------------------------------------------------------ reads
     def _run(self, sql: str, parameters: list, doing: str) -> pa.Table:

@@ -22,6 +22,10 @@ import tenacity
 from flows.warehouse.base import Warehouse, WarehouseError, WarehouseLockedError
 from flows.warehouse.tables import (
     COLLECTION_RUNS,
+    CONVERSATIONS,
+    POST_DELETIONS,
+    POST_EMBEDDINGS,
+    POST_METRICS,
     POST_NLP,
     POSTS,
     TABLES,
@@ -132,6 +136,18 @@ class DuckDBWarehouse(Warehouse):
 
     def load_runs(self, runs: pa.Table) -> int:
         return self._load(COLLECTION_RUNS, runs)
+
+    def load_metrics(self, metrics: pa.Table) -> int:
+        return self._load(POST_METRICS, metrics)
+
+    def load_deletions(self, deletions: pa.Table) -> int:
+        return self._load(POST_DELETIONS, deletions)
+
+    def load_embeddings(self, embeddings: pa.Table) -> int:
+        return self._load(POST_EMBEDDINGS, embeddings)
+
+    def load_conversations(self, conversations: pa.Table) -> int:
+        return self._load(CONVERSATIONS, conversations)
 
     def analysed_ids(self, post_ids: Sequence[str], model_id: str) -> set[str]:
         if len(post_ids) == 0:  # also a pyarrow or numpy array, whose truth is ambiguous

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from flows.schema import COLLECTION_RUN_SCHEMA, NLP_RESULT_SCHEMA, NLP_SCHEMA, POST_SCHEMA
+from flows.schema import (
+    COLLECTION_RUN_SCHEMA,
+    CONVERSATION_SCHEMA,
+    EMBEDDING_SCHEMA,
+    NLP_RESULT_SCHEMA,
+    NLP_SCHEMA,
+    POST_DELETION_SCHEMA,
+    POST_METRICS_SCHEMA,
+    POST_SCHEMA,
+)
 from flows.warehouse.base import WarehouseError
 
 
@@ -74,7 +83,41 @@ COLLECTION_RUNS = TableSpec(
     updated=tuple(n for n in COLLECTION_RUN_SCHEMA.names if n not in ("run_id", "source")),
 )
 
-TABLES = (POSTS, POST_NLP, COLLECTION_RUNS)
+POST_METRICS = TableSpec(
+    name="post_metrics",
+    schema=POST_METRICS_SCHEMA,
+    key=("post_id", "observed_at"),
+    version="observed_at",
+    updated=(),  # a snapshot never changes: loading it again inserts nothing
+)
+
+POST_DELETIONS = TableSpec(
+    name="post_deletions",
+    schema=POST_DELETION_SCHEMA,
+    key=("post_id",),
+    version="observed_at",
+    updated=(),  # the first record of a deletion stands
+)
+
+POST_EMBEDDINGS = TableSpec(
+    name="post_embeddings",
+    schema=EMBEDDING_SCHEMA,
+    key=("post_id", "model_id"),
+    version="embedded_at",
+    updated=(),  # the same model embeds a text the same way
+)
+
+CONVERSATIONS = TableSpec(
+    name="conversations",
+    schema=CONVERSATION_SCHEMA,
+    key=("hashtag", "window_start", "conversation_id", "computed_at"),
+    version="computed_at",
+    updated=(),  # each computation is kept; the view reads the latest of a window
+)
+
+TABLES = (
+    POSTS, POST_NLP, COLLECTION_RUNS, POST_METRICS, POST_DELETIONS, POST_EMBEDDINGS, CONVERSATIONS
+)
 
 # The columns that posts_enriched adds to the posts columns.
 NLP_COLUMNS = tuple(NLP_RESULT_SCHEMA.names) + ("analysed_at",)
@@ -89,6 +132,7 @@ SCALAR_TYPES: tuple[tuple[Callable[[pa.DataType], bool], str, str], ...] = (
     (pa.types.is_boolean, "BOOLEAN", "BOOL"),
     (pa.types.is_timestamp, "TIMESTAMP WITH TIME ZONE", "TIMESTAMP"),
     (pa.types.is_date32, "DATE", "DATE"),
+    (pa.types.is_binary, "BLOB", "BYTES"),
 )
 
 Ref = Callable[[str], str]  # a table or view name → how the SQL names it
@@ -165,9 +209,9 @@ def merge_sql(table: TableSpec, staging: str, ref: Ref = unqualified) -> str:
     """``MERGE`` the rows of `staging` (a table or view with `table`'s columns) into `table`.
 
     A key that appears more than once in `staging` counts once, its newest copy (by
-    ``table.version``). New keys are inserted; an existing row takes the ``updated`` columns of a
-    strictly newer copy, so loading the same rows again changes nothing and an older copy never
-    overwrites a newer one.
+    ``table.version``). New keys are inserted; an existing row takes the ``updated`` columns (if
+    any) of a strictly newer copy, so loading the same rows again changes nothing and an older
+    copy never overwrites a newer one.
     """
     names = table.schema.names
     key = ", ".join(table.key)
@@ -183,12 +227,17 @@ def merge_sql(table: TableSpec, staging: str, ref: Ref = unqualified) -> str:
     on = " AND ".join(f"target.{k} = source.{k}" for k in table.key)
     updates = ", ".join(f"{c} = source.{c}" for c in table.updated)
     values = ", ".join(f"source.{c}" for c in names)
+    matched = (
+        f"WHEN MATCHED AND source.{table.version} > target.{table.version} THEN\n"
+        f"    UPDATE SET {updates}\n"
+        if table.updated
+        else ""
+    )
     return (
         f"MERGE INTO {ref(table.name)} AS target\n"
         f"USING (\n    {newest}\n) AS source\n"
         f"ON {on}\n"
-        f"WHEN MATCHED AND source.{table.version} > target.{table.version} THEN\n"
-        f"    UPDATE SET {updates}\n"
+        f"{matched}"
         f"WHEN NOT MATCHED THEN\n"
         f"    INSERT ({columns}) VALUES ({values})"
     )

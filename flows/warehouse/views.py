@@ -12,6 +12,9 @@ function so that an engine can qualify them (``project.dataset.name``). A column
 Views pick, per post, ONE NLP result: the latest ``analysed_at``, ties going to the greatest
 ``model_id``. They are day-grain with the dimension columns ``day``, ``source``, ``hashtag`` and
 ``topic``, so that a dashboard filters on them and re-aggregates by summing ``posts``.
+Every view reads posts through ``posts_enriched``, which leaves out the posts recorded as deleted
+(``post_deletions``) and shows each post's newest counters (``post_metrics`` or its collection)
+with the time they were read (``counts_at``).
 ``source_health`` is the same over the collection runs, by ``day``, ``source`` and ``hashtag``.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flows.schema import POST_SCHEMA
+from flows.warehouse.signals import signals_sql
 from flows.warehouse.tables import NLP_COLUMNS, Ref, unqualified
 
 
@@ -36,24 +40,103 @@ NET_SENTIMENT = (
 DIMENSIONS = "day, source, hashtag, topic"
 
 
+COUNTERS = ("like_count", "repost_count", "reply_count", "quote_count")
+
+
+def _engagement(alias: str) -> str:
+    return " + ".join(f"COALESCE({alias}.{c}, 0)" for c in COUNTERS)
+
+
+def _current_posts(ref: Ref) -> str:
+    # The one place that decides which posts the views show and with which counters: a post
+    # recorded as deleted is left out; its counters are those of its newest reading, a refresh
+    # snapshot (post_metrics) or its collection, and `counts_at` says when that was.
+    newer = "m.observed_at > p.collected_at"
+    columns = []
+    for name in POST_SCHEMA.names:
+        if name in COUNTERS:
+            columns.append(f"CASE WHEN {newer} THEN m.{name} ELSE p.{name} END AS {name}")
+        elif name == "is_repost":
+            # a Reddit crosspost is a post of its own, with its own score and comments; earlier
+            # versions flagged crossposts as reposts, and lakes keep those rows as written
+            columns.append(
+                "CASE WHEN p.source = 'reddit' THEN FALSE ELSE p.is_repost END AS is_repost"
+            )
+        else:
+            columns.append(f"p.{name}")
+    columns.append(f"CASE WHEN {newer} THEN m.observed_at ELSE p.collected_at END AS counts_at")
+    body = ",\n        ".join(columns)
+    return f"""SELECT
+        {body}
+    FROM {ref("posts")} AS p
+    LEFT JOIN (
+        SELECT post_id, observed_at, {", ".join(COUNTERS)}, ROW_NUMBER() OVER (
+            PARTITION BY post_id ORDER BY observed_at DESC
+        ) AS snapshot_rank
+        FROM {ref("post_metrics")}
+    ) AS m ON m.post_id = p.post_id AND m.snapshot_rank = 1
+    LEFT JOIN {ref("post_deletions")} AS d ON d.post_id = p.post_id
+    WHERE d.post_id IS NULL"""
+
+
 def _posts_enriched(ref: Ref) -> str:
     post_columns = ",\n    ".join(f"p.{name}" for name in POST_SCHEMA.names)
     nlp_columns = ",\n    ".join(f"n.{name}" for name in NLP_COLUMNS)
-    engagement = " + ".join(
-        f"COALESCE(p.{c}, 0)" for c in ("like_count", "repost_count", "reply_count", "quote_count")
-    )
     return f"""SELECT
     {post_columns},
     {nlp_columns},
     CAST(p.created_at AT TIME ZONE 'UTC' AS DATE) AS day,
-    {engagement} AS engagement
-FROM {ref("posts")} AS p
+    {_engagement("p")} AS engagement,
+    p.counts_at
+FROM (
+    {_current_posts(ref)}
+) AS p
 LEFT JOIN (
     SELECT post_id, {", ".join(NLP_COLUMNS)}, ROW_NUMBER() OVER (
         PARTITION BY post_id ORDER BY analysed_at DESC, model_id DESC
     ) AS result_rank
     FROM {ref("post_nlp")}
 ) AS n ON n.post_id = p.post_id AND n.result_rank = 1"""
+
+
+def _rising_posts(ref: Ref) -> str:
+    # Posts of the last 24 hours, with the engagement they gained per hour between their two
+    # newest readings (the collection counts as one). A post read once has no rise yet.
+    def reading(rank: int, column: str) -> str:
+        return f"MAX(CASE WHEN reading_rank = {rank} THEN {column} END)"
+
+    return f"""SELECT
+    e.post_id, e.day, e.created_at, e.source, e.hashtag, e.topic, e.sentiment,
+    e.author_handle, e.text, e.url, e.is_repost, e.engagement, e.counts_at,
+    r.engagement_before, r.before_at,
+    r.engagement_now - r.engagement_before AS gained,
+    CAST(r.engagement_now - r.engagement_before AS DOUBLE PRECISION) * 3600
+        / DATE_DIFF('second', r.before_at, r.now_at) AS gain_per_hour
+FROM {ref("posts_enriched")} AS e
+JOIN (
+    SELECT
+        post_id,
+        {reading(1, "engagement")} AS engagement_now,
+        {reading(1, "observed_at")} AS now_at,
+        {reading(2, "engagement")} AS engagement_before,
+        {reading(2, "observed_at")} AS before_at
+    FROM (
+        SELECT post_id, observed_at, engagement, ROW_NUMBER() OVER (
+            PARTITION BY post_id ORDER BY observed_at DESC
+        ) AS reading_rank
+        FROM (
+            SELECT post_id, collected_at AS observed_at, {_engagement("p")} AS engagement
+            FROM {ref("posts")} AS p
+            UNION ALL
+            SELECT post_id, observed_at, {_engagement("m")} AS engagement
+            FROM {ref("post_metrics")} AS m
+        ) AS readings
+    ) AS ranked
+    WHERE reading_rank <= 2
+    GROUP BY post_id
+    HAVING COUNT(*) = 2
+) AS r ON r.post_id = e.post_id
+WHERE e.created_at >= CURRENT_TIMESTAMP - INTERVAL 24 HOUR AND r.now_at > r.before_at"""
 
 
 def _daily_sentiment(ref: Ref) -> str:
@@ -133,7 +216,7 @@ def _top_posts(ref: Ref) -> str:
     # Reposts stay in, flagged by is_repost: the dashboard decides whether to show them.
     return f"""SELECT
     post_id, day, created_at, source, hashtag, topic, sentiment, author_handle, text, url,
-    like_count, repost_count, reply_count, quote_count, engagement, is_repost
+    like_count, repost_count, reply_count, quote_count, engagement, is_repost, counts_at
 FROM {ref("posts_enriched")}"""
 
 
@@ -176,6 +259,15 @@ FROM (
 GROUP BY day, source, hashtag"""
 
 
+def _emerging_conversations(ref: Ref) -> str:
+    # Each computation covers a hashtag's latest window (flows.stages.conversations): its rows.
+    return f"""SELECT c.*
+FROM {ref("conversations")} AS c
+JOIN (
+    SELECT hashtag, MAX(computed_at) AS latest FROM {ref("conversations")} GROUP BY hashtag
+) AS l ON l.hashtag = c.hashtag AND l.latest = c.computed_at"""
+
+
 # In dependency order: posts_enriched first, the others read it.
 _VIEWS: dict[str, Callable[[Ref], str]] = {
     "posts_enriched": _posts_enriched,
@@ -184,7 +276,10 @@ _VIEWS: dict[str, Callable[[Ref], str]] = {
     "top_entities": _top_entities,
     "top_authors": _top_authors,
     "top_posts": _top_posts,
+    "rising_posts": _rising_posts,
     "source_health": _source_health,
+    "signals": signals_sql,  # what changed: spikes, surges, turns (flows.warehouse.signals)
+    "emerging_conversations": _emerging_conversations,
 }
 
 VIEW_NAMES = tuple(_VIEWS)

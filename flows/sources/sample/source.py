@@ -17,7 +17,8 @@ What the data looks like, so that dashboards have something to show:
 - The story, when ``days >= 14``: a week of a cloud outage (starting on a Monday about 30% into
   the window) where volume jumps and negative posts dominate at first, then fade; and a
   conference week (a Tuesday about 70% into the window, four days) with more posts, most of them
-  positive.
+  positive; and a launch on the last two days: a burst (six times the posts, 15:00-17:00 UTC of
+  the first), then a new conversation about it (~40% of English posts).
 - Reposts (~12%, ``RT @handle: <original text>``), exact duplicates (~2%, the previous row
   delivered again), replies (~15%, ``@handle ...``), other languages (~8%), very long texts
   (~1%, 1,000+ characters) and empty texts (~0.5%). The ``hashtags``, ``mentions`` and ``links``

@@ -47,10 +47,12 @@ _TOPIC_WEIGHTS = np.array([0.34, 0.14, 0.13, 0.08, 0.11, 0.04, 0.03, 0.025, 0.02
                            0.025, 0.025])  # the first 12 themes, the topics of English posts
 _TOPIC = Categorical(_TOPIC_WEIGHTS)
 _OUTAGE_THEME, _CONFERENCE_THEME = _THEME_NAMES.index("outage"), _THEME_NAMES.index("conference")
+_LAUNCH_THEME = _THEME_NAMES.index("launch")
 _LANG_THEME = np.array([-1] + [_THEME_NAMES.index(lang) for lang in LANGS[1:]])
 # (negative, neutral) sentiment probabilities by theme; positive is the rest
 _SENTIMENT = {"news_&_social_concern": (0.4, 0.45), "learning_&_educational": (0.12, 0.45),
-              "music": (0.1, 0.3), "outage": (0.68, 0.24), "conference": (0.08, 0.25)}
+              "music": (0.1, 0.3), "outage": (0.68, 0.24), "conference": (0.08, 0.25),
+              "launch": (0.12, 0.45)}
 # fmt: on
 _SENTIMENT_CDF = np.array([np.cumsum(_SENTIMENT.get(theme, (0.22, 0.4))) for theme in _THEME_NAMES])
 _P_OPENER = 0.45
@@ -212,6 +214,7 @@ def compose(
     theme = _TOPIC(pick(bits) * 2.0**-31)
     theme[event < plan.outage[day]] = _OUTAGE_THEME
     theme[event >= 1 - plan.conference[day]] = _CONFERENCE_THEME
+    theme[np.abs(event - 0.5) < plan.launch[day] / 2] = _LAUNCH_THEME  # days apart from both
     theme = np.where(english, theme, _LANG_THEME[lang])
     bits = hash_bits(idx, seed, S_SENTIMENT)
     sentiment = (unit(bits)[:, None] >= _SENTIMENT_CDF[theme]).sum(1)

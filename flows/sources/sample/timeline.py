@@ -1,5 +1,5 @@
-"""When posts happen: a volume curve over the hours of the window, with the outage and the
-conference, and the time of each index on it."""
+"""When posts happen: a volume curve over the hours of the window, with the outage, the
+conference and the launch, and the time of each index on it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ _OUTAGE_SHARE = np.array([0.55, 0.45, 0.35, 0.28, 0.2, 0.15, 0.1])  # of English
 _OUTAGE_VOLUME = np.array([1.8, 1.5, 1.3, 1.2, 1.1, 1.05, 1.05])
 _CONFERENCE_SHARE = 0.35
 _CONFERENCE_VOLUME = 1.9
+_LAUNCH_SHARE = np.array([0.45, 0.4])  # of English posts, on the last two days
+_LAUNCH_BURST = (15, 17, 6.0)  # the launch's first day: hours 15:00-17:00 UTC, six times busier
 _MAX_JITTER_S = 1800.0
 
 
@@ -29,6 +31,7 @@ class Plan:
     hours: Categorical  # the share of posts in each hour of the window
     outage: np.ndarray  # per day: share of English posts about the outage
     conference: np.ndarray  # per day: share of English posts about the conference
+    launch: np.ndarray  # per day: share of English posts about the launch
     lookback: int  # how many posts back a reply or repost may reach
 
 
@@ -37,7 +40,7 @@ def posting_plan(posts: int, days: int, seed: int, first: datetime) -> Plan:
     """The plan of `posts` posts over `days` days from `first` (00:00 UTC of the first day)."""
     day = np.arange(days)
     weekday = (first.date().weekday() + day) % 7
-    outage, conference = np.zeros(days), np.zeros(days)
+    outage, conference, launch = np.zeros(days), np.zeros(days), np.zeros(days)
     volume = _WEEKDAY_VOLUME[weekday] * (1 + 0.25 * day / days)
     volume *= 0.85 + 0.3 * unit(hash_bits(day, seed, S_DAY))
     if days >= 14:
@@ -51,13 +54,20 @@ def posting_plan(posts: int, days: int, seed: int, first: datetime) -> Plan:
             volume[start : start + 4] *= _CONFERENCE_VOLUME
     hour = np.arange(24)
     hourly = 0.35 + np.exp(-(((hour - 15) / 4.5) ** 2))  # Europe's afternoon, America's morning
+    weights = np.outer(volume, hourly)
+    if days >= 14:  # the launch, after the conference: a burst of posts, then a conversation
+        launch_day = days - len(_LAUNCH_SHARE)
+        launch[launch_day:] = _LAUNCH_SHARE
+        start_hour, end_hour, factor = _LAUNCH_BURST
+        weights[launch_day, start_hour:end_hour] *= factor
     return Plan(
         posts=posts,
         start_us=micros(first),
         span_s=days * 86400.0,
-        hours=Categorical(np.outer(volume, hourly).ravel()),
+        hours=Categorical(weights.ravel()),
         outage=outage,
         conference=conference,
+        launch=launch,
         lookback=max(50, posts // (days * 4)),  # about six hours of posts
     )
 

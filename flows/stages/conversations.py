@@ -1,0 +1,134 @@
+"""Emerging conversations, computed at the end of analyze into the table ``conversations``.
+
+The window is the `WINDOW_DAYS` whole UTC days up to the hashtag's newest post, matched against
+the window before it. Posts of both windows that have no stored embedding are embedded once
+(`flows.nlp.conversations.Encoder`) and stored in ``post_embeddings``; every later computation
+reads them back, so a post is never embedded twice. Reposts are left out: they repeat a text.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+
+from flows.nlp.conversations import (
+    DIMENSIONS,
+    EMBEDDING_MODEL_ID,
+    Cluster,
+    Encoder,
+    cluster,
+    match,
+)
+from flows.schema import CONVERSATION_SCHEMA, EMBEDDING_SCHEMA
+from flows.warehouse.base import Warehouse
+
+log = logging.getLogger(__name__)
+
+WINDOW_DAYS = 7
+EXAMPLES = 3
+
+
+def period_end(warehouse: Warehouse, hashtag: str) -> datetime:
+    """Midnight (UTC) after the hashtag's newest post; now, when it has none."""
+    newest = warehouse.query(
+        "SELECT MAX(created_at) AS newest FROM posts WHERE hashtag = ?", [hashtag]
+    ).column("newest")[0].as_py()
+    newest = newest or datetime.now(UTC)
+    return datetime.combine(newest.date() + timedelta(days=1), datetime.min.time(), UTC)
+
+
+def window_posts(
+    warehouse: Warehouse, hashtag: str, start: datetime, end: datetime, encoder: Encoder
+) -> tuple[pa.Table, np.ndarray]:
+    """The window's posts (not reposts, not empty) and their int8 embeddings, in post order;
+    the embeddings missing from ``post_embeddings`` are computed and stored."""
+    posts = warehouse.query(
+        """SELECT e.post_id, e.text, e.url, e.sentiment, e.engagement, v.embedding
+        FROM posts_enriched AS e
+        LEFT JOIN post_embeddings AS v ON v.post_id = e.post_id AND v.model_id = ?
+        WHERE e.hashtag = ? AND e.created_at >= ? AND e.created_at < ?
+            AND NOT e.is_repost AND e.text <> ''
+        ORDER BY e.created_at, e.post_id""",
+        [EMBEDDING_MODEL_ID, hashtag, start, end],
+    )
+    stored = posts.column("embedding").to_pylist()
+    missing = [i for i, vector in enumerate(stored) if vector is None]
+    if missing:
+        log.info("embedding %d posts of #%s for conversations", len(missing), hashtag)
+        texts = posts.column("text").to_pylist()
+        vectors = encoder.embed([texts[i] for i in missing])
+        rows = pa.table(
+            {
+                "post_id": pa.array([posts.column("post_id")[i].as_py() for i in missing]),
+                "model_id": pa.array([EMBEDDING_MODEL_ID] * len(missing)),
+                "embedding": pa.array([v.tobytes() for v in vectors], pa.binary()),
+                "embedded_at": pa.array([datetime.now(UTC)] * len(missing)),
+            }
+        )
+        warehouse.load_embeddings(rows.cast(EMBEDDING_SCHEMA))
+        for i, vector in zip(missing, vectors):
+            stored[i] = vector.tobytes()
+    vectors = np.frombuffer(b"".join(stored), np.int8).reshape(len(stored), DIMENSIONS)
+    return posts.drop_columns(["embedding"]), vectors
+
+
+def _share(posts: pa.Table, members: np.ndarray, label: str) -> float | None:
+    sentiments = [posts.column("sentiment")[int(i)].as_py() for i in members]
+    analysed = [s for s in sentiments if s is not None]
+    return sum(s == label for s in analysed) / len(analysed) if analysed else None
+
+
+def conversation_rows(
+    hashtag: str,
+    start: datetime,
+    end: datetime,
+    posts: pa.Table,
+    vectors: np.ndarray,
+    current: list[Cluster],
+    previous: list[Cluster],
+) -> pa.Table:
+    """The ``conversations`` rows of one window's clusters, each with its match before."""
+    x = vectors.astype(np.float32)
+    now = datetime.now(UTC)
+    rows = []
+    for rank, (found, before) in enumerate(zip(current, match(current, previous))):
+        nearest = found.members[np.argsort(-(x[found.members] @ found.centroid), kind="stable")]
+        examples = [int(i) for i in nearest[:EXAMPLES]]
+        previous_size = 0 if before is None else len(previous[before].members)
+        rows.append(
+            {
+                "hashtag": hashtag,
+                "window_start": start,
+                "window_end": end,
+                "conversation_id": f"{start:%Y%m%d}-{rank}",
+                "label": found.label,
+                "size": len(found.members),
+                "previous_size": previous_size,
+                "growth": len(found.members) - previous_size,
+                "negative_share": _share(posts, found.members, "negative"),
+                "positive_share": _share(posts, found.members, "positive"),
+                "example_post_ids": [posts.column("post_id")[i].as_py() for i in examples],
+                "example_urls": [posts.column("url")[i].as_py() or "" for i in examples],
+                "computed_at": now,
+            }
+        )
+    return pa.Table.from_pylist(rows, schema=CONVERSATION_SCHEMA)
+
+
+def update_conversations(
+    warehouse: Warehouse, hashtag: str, encoder: Encoder | None = None
+) -> int:
+    """Compute the conversations of the latest window into ``conversations``; how many."""
+    encoder = encoder or Encoder()
+    end = period_end(warehouse, hashtag)
+    start, before = end - timedelta(days=WINDOW_DAYS), end - timedelta(days=2 * WINDOW_DAYS)
+    clusters = []
+    for a, b in ((before, start), (start, end)):
+        posts, vectors = window_posts(warehouse, hashtag, a, b, encoder)
+        clusters.append(cluster(vectors, posts.column("text").to_pylist(), [hashtag]))
+    rows = conversation_rows(hashtag, start, end, posts, vectors, clusters[1], clusters[0])
+    warehouse.load_conversations(rows)
+    return rows.num_rows
