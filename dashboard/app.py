@@ -2,8 +2,10 @@
 
 Run it with ``python -m flows dashboard`` (see `dashboard.run_dashboard`), which names the
 warehouse in the environment variable ``PULSE_DASHBOARD_WAREHOUSE``. The page reads the warehouse
-views only, through parameterized queries, and keeps no connection between queries, so that a flow
-can load new posts while the page is open; results are cached for `CACHE_TTL` seconds.
+views (and, for its live indicator, the run records) through parameterized queries, and keeps no
+connection between queries, so that a flow can load new posts while the page is open; results are
+cached for `CACHE_TTL` seconds. While a stream runs, the page refreshes itself when the warehouse
+changes (`dashboard.live`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import WAREHOUSE_ENV, health, queries
+from dashboard import WAREHOUSE_ENV, health, live, queries
 from dashboard.queries import Filters, Query
 from flows.schema import SENTIMENT_LABELS
 from flows.settings import ConfigError, parse_warehouse_url
@@ -462,6 +464,7 @@ def main() -> None:
         show_empty(url, f"There is no warehouse at {path} yet.")
         return
     try:
+        live.section(warehouse(url), on_change=fetch.clear)
         overview = fetch(url, queries.headline(Filters())).iloc[0]
         if overview["posts"] == 0:
             fetch.clear()  # so that the reload after a first load shows the posts at once

@@ -1,6 +1,8 @@
 """The dashboard's SQL over the warehouse views, with the sidebar filters as bound parameters.
 
-Every query reads views only and re-aggregates their day-grain rows by summing ``posts``. User
+Every query reads views only and re-aggregates their day-grain rows by summing ``posts``; the
+live indicator's `latest_runs` alone reads the table ``collection_runs``, whose per-run rows (a
+stream's heartbeat, its events) no view keeps. User
 choices never enter the SQL text: a filter adds ``column IN (?, ?)`` with one placeholder per
 chosen value, and the values travel as parameters. The SQL keeps to forms every engine has
 (``SUM(CASE ...)``, ``COUNT(DISTINCT ...)``), like the views themselves.
@@ -238,3 +240,32 @@ def collection_health(filters: Filters, month: date) -> Query:
         GROUP BY source
         ORDER BY source"""
     return sql, (month, *period_params, *scope_params)
+
+
+def newest_post() -> Query:
+    """One row (none without posts): the newest post by when it was posted, its source, and
+    when it was posted and collected. No filter applies: the live indicator tells what arrives."""
+    sql = """
+        SELECT post_id, source, created_at, collected_at
+        FROM posts_enriched
+        ORDER BY created_at DESC, post_id DESC
+        LIMIT 1"""
+    return sql, ()
+
+
+def latest_runs() -> Query:
+    """Per source, its newest collection run record, newest first: status, start, end (a
+    running stream's heartbeat), events, reconnects, gaps and lag."""
+    sql = """
+        SELECT
+            source, status, started_at, finished_at, events, reconnects,
+            COALESCE(ARRAY_LENGTH(gaps), 0) AS gaps, lag_s
+        FROM (
+            SELECT r.*, ROW_NUMBER() OVER (
+                PARTITION BY source ORDER BY finished_at DESC, run_id DESC
+            ) AS run_rank
+            FROM collection_runs AS r
+        ) AS ranked
+        WHERE run_rank = 1
+        ORDER BY finished_at DESC, source"""
+    return sql, ()

@@ -26,6 +26,7 @@ COMMANDS = (
     "looker-url",
     "digest",
     "refresh",
+    "stream",
 )
 
 
@@ -109,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
         "--template",
         default=None,
         help="the id of a template report to copy (see docs/looker-studio.md)",
+    )
+    stream = sub.add_parser(
+        "stream",
+        parents=[common],
+        help="live: the [stream] sources → lake, analyze every minute (Ctrl+C flushes and stops)",
+    )
+    stream.add_argument(
+        "--duration", type=float, default=None, metavar="SECONDS",
+        help="stop after this long, with everything flushed (default: until Ctrl+C)",
     )
     digest = sub.add_parser(
         "digest", parents=[common], help="the last days of the hashtag in one page"
@@ -228,7 +238,32 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         return 0
     if args.command == "digest":
         return _digest(config, args)
+    if args.command == "stream":
+        return _stream(config, args)
     raise AssertionError(args.command)
+
+
+def _stream(config: Config, args: argparse.Namespace) -> int:
+    import signal
+
+    from flows.orchestration.blocks import gcp_auth
+    from flows.orchestration.notify import alert_sender
+    from flows.stages.stream import run_stream, stream_markdown
+
+    if args.duration is not None and args.duration <= 0:
+        raise ValueError(f"--duration {args.duration}: give a number of seconds above 0")
+    if config.stream.sources:  # else run_stream says what to configure
+        sources = ", ".join(config.stream.sources)
+        until = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl+C"
+        print(f"Streaming #{config.hashtag} from {sources} into {config.lake} {until}", flush=True)
+    report = run_stream(
+        config, duration=args.duration, auth=gcp_auth(config), send=alert_sender(config),
+        handle_signals=True,
+    )
+    print(stream_markdown(report), end="\n\n")
+    if report.stopped_by is not None:  # the shell's convention: 128 + the signal (Ctrl+C: 130)
+        return 128 + report.stopped_by
+    return 1 if any(source.error for source in report.sources.values()) else 0
 
 
 def _digest(config: Config, args: argparse.Namespace) -> int:

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from flows.nlp.tweetnlp.settings import TweetnlpConfig
-from flows.sources.registry import SOURCE_SETTINGS  # sources declare their own sections
+# sources declare their own sections
+from flows.sources.registry import SOURCE_SETTINGS, STREAM_SECTIONS, STREAM_SETTINGS
 from flows.settings import (
     LAKE_SCHEMES,
     NLP_BACKENDS,
@@ -149,6 +150,40 @@ class RefreshConfig:
 
 
 @dataclass(frozen=True)
+class StreamConfig:
+    """`[stream]`: the live mode, ``python -m flows stream``.
+
+    Attributes:
+        sources: the streaming sources to run: ``jetstream`` (Bluesky, no account) and/or
+            ``mastodon`` (the instances of ``[mastodon]`` that have a token).
+        flush_seconds: what arrived is written to the lake at least this often...
+        flush_posts: ...or as soon as this many posts wait.
+        analyze_seconds: analyze runs this often while streaming (0: never; the hourly
+            ``gcs-to-bq`` run then does it), so a post is on the dashboard about
+            ``flush_seconds + analyze_seconds`` after its event.
+    """
+
+    sources: tuple[str, ...] = ()
+    flush_seconds: float = 60.0
+    flush_posts: int = 1000
+    analyze_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.sources if name not in STREAM_SECTIONS]
+        if unknown:
+            raise ValueError(
+                f"sources: unknown streaming source {', '.join(unknown)}; choose from "
+                f"{', '.join(STREAM_SECTIONS)}"
+            )
+        if len(set(self.sources)) != len(self.sources):
+            raise ValueError("sources: a source is named twice")
+        if self.flush_seconds <= 0 or self.flush_posts < 1:
+            raise ValueError("flush_seconds must be more than 0 and flush_posts 1 or more")
+        if self.analyze_seconds < 0:
+            raise ValueError(f"analyze_seconds: 0 (off) or more, got {self.analyze_seconds}")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. Build it with `load_config`."""
 
@@ -159,6 +194,7 @@ class Config:
     tweetnlp: TweetnlpConfig = field(default_factory=TweetnlpConfig)
     refresh: RefreshConfig = field(default_factory=RefreshConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
     # typed settings of each source, by source name (see flows.sources.SOURCE_SETTINGS)
     source_settings: Mapping[str, Any] = field(default_factory=dict)
     origin: str = "embedded default"
@@ -200,6 +236,7 @@ _SECTIONS: dict[str, type] = {
     "tweetnlp": TweetnlpConfig,
     "refresh": RefreshConfig,
     "alerts": AlertsConfig,
+    "stream": StreamConfig,
 }
 
 
@@ -324,7 +361,7 @@ def load_config(path: str | Path | None = None, *, embedded: bool = False) -> Co
         parser = _read_ini(file)
         sections = {name: dict(parser[name]) for name in parser.sections()}
         where = str(file)
-    known = {**_SECTIONS, **SOURCE_SETTINGS}
+    known = {**_SECTIONS, **SOURCE_SETTINGS, **STREAM_SETTINGS}
     for name in sections:
         if name not in known:  # its keys would be ignored: the run would go on without them
             close = difflib.get_close_matches(name, known, n=1)
@@ -348,9 +385,10 @@ def load_config(path: str | Path | None = None, *, embedded: bool = False) -> Co
         tweetnlp=parsed["tweetnlp"],
         refresh=parsed["refresh"],
         alerts=parsed["alerts"],
+        stream=parsed["stream"],
         source_settings={
             name: parse_section(cls, sections.get(name, {}), name, where)
-            for name, cls in SOURCE_SETTINGS.items()
+            for name, cls in {**SOURCE_SETTINGS, **STREAM_SETTINGS}.items()
         },
         origin=where,
     )
@@ -376,6 +414,13 @@ def _validate(config: Config, where: str) -> None:
                 f"[pipeline] sources in {where}: unknown source {source!r}. "
                 f"Choose from: {', '.join(SOURCE_SETTINGS)}."
             )
+    if "mastodon" in config.stream.sources and not config.settings("mastodon").access_token_env:
+        raise ConfigError(
+            f"[stream] sources in {where} names mastodon, but [mastodon] access_token_env is "
+            "empty: Mastodon's streaming needs a login since 4.2. Name the environment variable "
+            "that holds a token (docs/sources.md), or leave mastodon to [pipeline] sources, "
+            "which polls without one."
+        )
     if len(set(p.sources)) != len(p.sources):
         raise ConfigError(f"[pipeline] sources in {where}: a source is named twice.")
     if not p.lake.strip():  # it would be the working directory

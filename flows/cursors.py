@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import PurePath
 from typing import Any
 
@@ -228,7 +228,38 @@ class WalkCursor:
         return _summary(*floors, resume, newest_time=self.newest_time)
 
 
-SourceCursor = SampleCursor | FileCursor | WalkCursor
+@dataclass(frozen=True)
+class JetstreamCursor:
+    """Bluesky's Jetstream: the ``time_us`` of the last event whose posts have landed.
+
+    Attributes:
+        time_us: microseconds since the epoch, the Jetstream instance's own clock; a reconnect
+            asks for a few seconds before it, and the lake drops the replayed posts.
+        newest_time: the newest ``created_at`` that has landed.
+    """
+
+    time_us: int | None = None
+    newest_time: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"time_us": self.time_us, "newest_time": _time_to_json(self.newest_time)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> JetstreamCursor:
+        time_us = data.get("time_us")
+        return cls(
+            None if time_us is None else int(time_us), _time_from_json(data.get("newest_time"))
+        )
+
+    def __str__(self) -> str:
+        at = None
+        if self.time_us is not None:
+            when = datetime.fromtimestamp(self.time_us / 1e6, timezone.utc)
+            at = f"event {when:%Y-%m-%d %H:%M:%S}"
+        return _summary(at, newest_time=self.newest_time)
+
+
+SourceCursor = SampleCursor | FileCursor | WalkCursor | JetstreamCursor
 
 # The kind of cursor each source keeps.
 CURSOR_TYPES: dict[str, type[SourceCursor]] = {
@@ -239,6 +270,9 @@ CURSOR_TYPES: dict[str, type[SourceCursor]] = {
     "mastodon": WalkCursor,
     "reddit": WalkCursor,
     "bluesky": WalkCursor,
+    # the streaming sources (`python -m flows stream`)
+    "jetstream": JetstreamCursor,
+    "mastodon-stream": WalkCursor,  # per instance, the last status id seen: a reconnect reads the gap
 }
 
 

@@ -91,7 +91,9 @@ NLP_SCHEMA = pa.schema(
     + [pa.field("analysed_at", UTC_TIMESTAMP, nullable=False)]
 )
 
-RUN_STATUSES = ("ok", "stopped", "failed")  # stopped: on purpose (budget, rate limit), resumable
+# stopped: on purpose (budget, rate limit), resumable; running: a stream's record while it runs,
+# rewritten at each analyze with its counts so far
+RUN_STATUSES = ("ok", "stopped", "failed", "running")
 
 # A span of time a source could not see (a stream down, a refresh that skipped).
 GAP_TYPE = pa.struct([pa.field("from_time", UTC_TIMESTAMP), pa.field("to_time", UTC_TIMESTAMP)])
@@ -113,6 +115,9 @@ COLLECTION_RUN_SCHEMA = pa.schema(
         pa.field("retries", pa.int64(), nullable=False),
         pa.field("rate_limit_wait_s", pa.float64(), nullable=False),
         pa.field("reconnects", pa.int64(), nullable=False),  # streams
+        # streams: every event received, matching or not; null for the other sources (and in the
+        # records written before streams)
+        pa.field("events", pa.int64()),
         pa.field("gaps", pa.list_(GAP_TYPE)),
         pa.field("lag_s", pa.float64()),  # newest new post: created → landed in the lake
         pa.field("cost_usd", pa.float64(), nullable=False),

@@ -25,6 +25,9 @@ locals {
       lake      = "gs://${google_storage_bucket.lake.name}/${var.lake_prefix}"
       warehouse = "bigquery://${var.project_id}/${google_bigquery_dataset.warehouse.dataset_id}"
     }
+    stream = {
+      sources = join(", ", var.stream_sources)
+    }
     prefect_config = {
       gcp_credentials       = "${var.name}-gcp-credentials"
       gcs_bucket_block_name = "${var.name}-lake"

@@ -206,6 +206,19 @@ variable "sources" {
   }
 }
 
+variable "stream_sources" {
+  description = "Streaming sources the VM runs live ([stream] sources): jetstream (Bluesky, no account) and/or mastodon (needs [mastodon] access_token_env, through extra_configuration and source_secrets). The stream/twitter deployment streams each hour for 55 minutes; empty: it does nothing."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition = length(distinct(var.stream_sources)) == length(var.stream_sources) && alltrue([
+      for source in var.stream_sources : contains(["jetstream", "mastodon"], source)
+    ])
+    error_message = "stream_sources: jetstream and/or mastodon, each once."
+  }
+}
+
 variable "source_secrets" {
   description = "The sources' secrets: environment variable => id of a Secret Manager secret in the project that holds its value, e.g. { X_BEARER_TOKEN = \"x-bearer-token\" }. Create the secrets first; the VM's account may read these alone, and their values never enter Terraform's state."
   type        = map(string)

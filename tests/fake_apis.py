@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -33,6 +33,9 @@ class Reply:
     body: Any = None  # JSON-able, or bytes sent as they are
     headers: dict[str, str] = field(default_factory=dict)
     cut: bool = False  # send half the body under the full Content-Length, then hang up
+    # instead of `body`: writes a body as it goes (Server-Sent Events), given the connection's
+    # file; the connection closes when it returns (HTTP/1.0: the body ends with the connection)
+    stream: Callable[[BinaryIO], None] | None = None
 
 
 @dataclass
@@ -113,6 +116,14 @@ class FakeApi:
                 reply, gates = api._reply(request)
                 for gate in gates:
                     gate.wait()
+                if reply.stream is not None:
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    reply.stream(self.wfile)
+                    self.close_connection = True
+                    return
                 data = (
                     reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 )

@@ -322,7 +322,7 @@ def test_the_dashboard_queries_answer_the_same_on_bigquery(twins):
     narrow = queries.Filters(
         start=FIRST_DAY + timedelta(days=2), sources=("bluesky",), topics=("science_&_technology",)
     )
-    built = [queries.facets()]
+    built = [queries.facets(), queries.newest_post(), queries.latest_runs()]
     for filters in (everything, narrow):
         built += [
             queries.headline(filters),

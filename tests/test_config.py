@@ -128,3 +128,33 @@ def test_demo_ignores_the_local_file(tmp_path, monkeypatch):
     write(tmp_path, "[pipeline]\nsources = file\n")
     assert load_config(None).pipeline.sources == ("file",)
     assert load_config(None, embedded=True).pipeline.sources == ("sample",)
+
+
+def test_example_file_has_every_section_and_key_the_code_reads():
+    import configparser
+    import dataclasses
+    from pathlib import Path
+
+    from flows.config import _SECTIONS
+    from flows.sources.registry import SOURCE_SETTINGS, STREAM_SETTINGS
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(Path(__file__).parent.parent / "configuration.conf.example", encoding="utf-8")
+    missing = [
+        f"[{section}] {f.name}"
+        for section, cls in {**_SECTIONS, **SOURCE_SETTINGS, **STREAM_SETTINGS}.items()
+        for f in dataclasses.fields(cls)
+        if not parser.has_option(section, f.name)
+    ]
+    assert missing == []
+
+
+def test_stream_sources_are_checked_with_the_fix_in_the_message(tmp_path):
+    config = load_config(write(tmp_path, "[stream]\nsources = jetstream\nflush_seconds = 5\n"))
+    assert (config.stream.sources, config.stream.flush_seconds) == (("jetstream",), 5.0)
+    with pytest.raises(ConfigError, match=r"\[stream\] sources: unknown streaming source bluesky"):
+        load_config(write(tmp_path, "[stream]\nsources = bluesky\n"))
+    with pytest.raises(ConfigError, match="access_token_env is empty"):
+        load_config(write(tmp_path, "[stream]\nsources = mastodon\n"))
+    with pytest.raises(ConfigError, match=r"\[jetstream\] urls: 'https://x' is not a Jetstream"):
+        load_config(write(tmp_path, "[jetstream]\nurls = https://x\n"))

@@ -98,6 +98,7 @@ from flows.cursors import (
     CursorError,
     FileCursor,
     FilePosition,
+    JetstreamCursor,
     SampleCursor,
     Walk,
     WalkCursor,
@@ -109,6 +110,7 @@ from flows.sources.bluesky import BlueskySettings, post_view_to_post
 from flows.sources.file.source import FileSettings
 from flows.sources.mastodon import MastodonSettings, status_to_post
 from flows.sources.reddit import RedditSettings, link_to_post
+from flows.sources import registry
 from flows.sources.registry import SOURCE_SETTINGS
 from flows.sources.sample.source import SampleSettings, generate_posts
 from flows.sources.x import XSettings
@@ -317,5 +319,15 @@ def test_a_newer_format_is_refused():
 
 
 def test_every_source_has_a_kind_of_cursor():
-    """The lake (below the sources) reads cursors by source name: the two lists must agree."""
-    assert set(CURSOR_TYPES) == set(SOURCE_SETTINGS)
+    """The lake (below the sources) reads cursors by source name: the lists must agree."""
+    streams = {cls.name for cls in registry._STREAMS.values()}  # jetstream, mastodon-stream
+    assert set(CURSOR_TYPES) == set(SOURCE_SETTINGS) | streams
+
+
+def test_a_jetstream_cursor_round_trips_through_the_file(tmp_path):
+    lake = Lake(str(tmp_path / "lake"))
+    assert lake.read_cursor("jetstream", "rust") == JetstreamCursor()
+    saved = JetstreamCursor(1_779_719_009_132_431, datetime(2026, 5, 25, 14, 23, tzinfo=UTC))
+    lake.save_cursor("jetstream", "rust", saved)
+    assert Lake(str(tmp_path / "lake")).read_cursor("jetstream", "rust") == saved
+    assert str(saved) == "event 2026-05-25 14:23:29, 2026-05-25 14:23"

@@ -135,3 +135,17 @@ def test_a_file_written_before_a_column_was_added_reads_with_it_null(tmp_path, p
     assert table.schema.equals(POST_SCHEMA, check_metadata=False)
     assert table.column("quoted_post").to_pylist() == [None, None, None]
     assert table.column("post_id").to_pylist() == ["x:0", "x:1", "x:2"]
+
+
+def test_two_writers_filling_one_partition_never_write_a_post_twice(tmp_path):
+    # a stream and the polling source of the same network write the same partitions at once
+    lake = Lake(str(tmp_path / "lake"))
+    posts = posts_table(make_post(i) for i in range(6))
+    with lake.writer("stream") as stream, lake.writer("poll") as poll:
+        assert poll.write(posts.slice(5, 1)).new == 1  # both writers have read the partition
+        assert stream.write(posts.slice(0, 1)).new == 1
+        assert stream.write(posts.slice(1, 3)).new == 3
+        assert poll.write(posts.slice(0, 2)).new == 0
+        assert poll.write(posts.slice(2, 3)).new == 1  # post 4
+        assert stream.write(posts).new == 0
+    assert lake.count_posts() == 6

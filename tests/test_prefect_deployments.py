@@ -26,7 +26,8 @@ ROOT = Path(__file__).parent.parent
 AUTH = "pulse:not-a-real-password"
 BASIC = ("pulse", "not-a-real-password")
 DEPLOYMENTS = (
-    "web-to-gcs/twitter", "gcs-to-bq/twitter", "refresh/twitter", "hashtag-pulse/twitter"
+    "web-to-gcs/twitter", "gcs-to-bq/twitter", "refresh/twitter", "stream/twitter",
+    "hashtag-pulse/twitter",
 )
 
 
@@ -171,9 +172,10 @@ def test_prefect_deploy_all_registers_the_deployments_with_their_schedules(deplo
     assert schedules["web-to-gcs/twitter"][0]["interval"] == 900
     assert schedules["gcs-to-bq/twitter"][0]["cron"] == "5 * * * *"
     assert schedules["refresh/twitter"][0]["cron"] == "55 * * * *"
+    assert schedules["stream/twitter"][0]["cron"] == "0 * * * *"
     assert schedules["hashtag-pulse/twitter"] == []
     # a scheduled run is cancelled, not queued, while the one before it still runs
-    for name in ("web-to-gcs/twitter", "gcs-to-bq/twitter", "refresh/twitter"):
+    for name in ("web-to-gcs/twitter", "gcs-to-bq/twitter", "refresh/twitter", "stream/twitter"):
         d = deployments[name]
         assert d["global_concurrency_limit"]["limit"] == 1, d
         assert d["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
@@ -249,9 +251,9 @@ def test_prefect_serve_runs_the_same_deployments_without_a_work_pool(
             for d in deployments
             for s in d["schedules"]
         )
-        assert schedules == ["5 * * * *", "55 * * * *", "900.0"]
+        assert schedules == ["0 * * * *", "5 * * * *", "55 * * * *", "900.0"]
         limits = [(d["global_concurrency_limit"] or {}).get("limit") for d in deployments]
-        assert sorted(limits, key=str) == [1, 1, 1, None]
+        assert sorted(limits, key=str) == [1, 1, 1, 1, None]
         assert all(d["parameters"] == {"config_path": str(deployed["config"])} for d in deployments)
 
         analyze = next(d for d in deployments if d["entrypoint"].endswith(":gcs_to_bq"))

@@ -21,9 +21,9 @@ def prefect_api(tmp_path_factory):
         yield url
 
 
-def run_flow(api: str, entry: str, config: Path) -> None:
+def run_flow(api: str, entry: str, config: Path, **parameters: object) -> None:
     module, name = entry.split(":")
-    code = f"from {module} import {name}; {name}({str(config)!r})"
+    code = f"from {module} import {name}; {name}({str(config)!r}, **{parameters!r})"
     env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_HOME": str(config.parent / "client-home")}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -295,6 +295,8 @@ def test_terraform_gpu_vm_terminates_on_host_maintenance(
         ("hashtag", "#rust"),
         ("sources", "[]"),
         ("sources", '["sample", "twitter"]'),
+        ("stream_sources", '["bluesky"]'),
+        ("stream_sources", '["jetstream", "jetstream"]'),
         ("source_secrets", '{ x_bearer_token = "x" }'),
         ("source_secrets", '{ X_BEARER_TOKEN = "projects/p/secrets/x" }'),
     ],

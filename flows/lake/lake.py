@@ -29,7 +29,7 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -68,10 +68,11 @@ class WriteResult:
         return self.received - self.new
 
 
+_NO_HASHES = np.empty(0, dtype=np.uint64)
 _hasher = threading.local()  # a DuckDB connection per thread and process: ~10 ms to open
 
 
-def _hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def id_hashes(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """64-bit hashes of post ids, computed by DuckDB's vectorized hash (fast, in-process)."""
     if getattr(_hasher, "pid", None) != os.getpid():  # a forked child opens its own
         _hasher.con, _hasher.pid = duckdb.connect(), os.getpid()
@@ -243,6 +244,20 @@ class Lake:
     def writer(self, run_id: str) -> LakeWriter:
         return LakeWriter(self, run_id)
 
+    def post_ids(self, source: str) -> pa.ChunkedArray:
+        """The ids of every post of `source` in the lake."""
+        prefix = f"{POSTS_DIR}/source={source}/"
+        paths = [path for path in self.manifest() if path.startswith(prefix)]
+        tables = [self.read_posts(path, ["post_id"]) for path in paths]
+        ids = [chunk for table in tables if table is not None for chunk in table.column(0).chunks]
+        return pa.chunked_array(ids, pa.string())
+
+    def post_hashes(self, source: str) -> np.ndarray:
+        """Sorted hashes (`id_hashes`) of the ids of every post of `source` in the lake: what a
+        stream checks a deletion against, 8 bytes a post."""
+        ids = self.post_ids(source)
+        return np.unique(id_hashes(ids)) if len(ids) else _NO_HASHES
+
     def partition_hashes(self, source: str, day: str, listed: Iterable[str]) -> np.ndarray:
         """Sorted hashes of the post ids in one partition's files among `listed` (the manifest's).
 
@@ -253,8 +268,8 @@ class Lake:
         tables = [self.read_posts(path, ["post_id"]) for path in listed if path.startswith(prefix)]
         ids = [chunk for table in tables if table is not None for chunk in table.column(0).chunks]
         if not ids:
-            return np.empty(0, dtype=np.uint64)
-        return np.unique(_hashes(pa.chunked_array(ids, pa.string())))
+            return _NO_HASHES
+        return np.unique(id_hashes(pa.chunked_array(ids, pa.string())))
 
 
 class LakeWriter:
@@ -299,7 +314,29 @@ class LakeWriter:
             return result
         self._start()
         posts = posts.cast(POST_SCHEMA) if not posts.schema.equals(POST_SCHEMA) else posts
-        hashes = _hashes(posts.column("post_id"))
+        # Two writers may fill one partition at once (a stream and the polling source of the
+        # same network): each source's partitions are written by one writer at a time, which
+        # first takes in the files listed since it last looked.
+        with ExitStack() as held:
+            for source in sorted(pc.unique(posts.column("source")).to_pylist()):
+                held.enter_context(self.lake.lock(f"posts-{source}"))
+            self._catch_up()
+            return self._write(posts, result)
+
+    def _catch_up(self) -> None:
+        """Add the posts of files listed by other writers since this one started to its view."""
+        listed = self._start()
+        added = set(self.lake.manifest()) - listed
+        listed |= added
+        for (source, day), seen in self._seen.items():
+            prefix = f"{POSTS_DIR}/source={source}/date={_day_str(day)}/"
+            fresh = [path for path in added if path.startswith(prefix)]
+            if fresh:
+                theirs = self.lake.partition_hashes(source, _day_str(day), fresh)
+                self._seen[(source, day)] = np.union1d(seen, theirs)
+
+    def _write(self, posts: pa.Table, result: WriteResult) -> WriteResult:
+        hashes = id_hashes(posts.column("post_id"))
         _, first = np.unique(hashes, return_index=True)  # first occurrence of each id
         first.sort()
         # the rows below are positions in `first`; posts are taken once, per partition
@@ -332,6 +369,7 @@ class LakeWriter:
         self._seq += 1
         if entries:
             self.lake._record_files(entries)
+            self._start().update(entries)  # its own files are in its view already
             result.files = sorted(entries)
         return result
 

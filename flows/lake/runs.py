@@ -52,6 +52,7 @@ class CollectionRun:
     retries: int = 0
     rate_limit_wait_s: float = 0.0
     reconnects: int = 0
+    events: int | None = None
     gaps: list[tuple[datetime, datetime]] = field(default_factory=list)
     lag_s: float | None = None
     cost_usd: float = 0.0
@@ -88,6 +89,9 @@ class CollectionRun:
             retries=earlier.retries + self.retries,
             rate_limit_wait_s=earlier.rate_limit_wait_s + self.rate_limit_wait_s,
             reconnects=earlier.reconnects + self.reconnects,
+            events=None
+            if earlier.events is None and self.events is None
+            else (earlier.events or 0) + (self.events or 0),
             gaps=earlier.gaps + self.gaps,
             lag_s=self.lag_s if self.lag_s is not None else earlier.lag_s,
             cost_usd=round(earlier.cost_usd + self.cost_usd, 6),

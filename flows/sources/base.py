@@ -9,8 +9,10 @@ the lake.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 import pyarrow as pa
@@ -68,3 +70,44 @@ class Spent:
 
     this_month_usd: float = 0.0
     this_run_usd: float = 0.0  # by an earlier try of this same run (a retried task)
+
+
+# ---------------------------------------------------------------------------------- streams
+@dataclass(frozen=True)
+class StreamItem:
+    """One thing a streaming source delivered, in the order it came.
+
+    At most one of `post`, `deleted` and `deleted_author` is set; none: a bare cursor, which a
+    source yields at least once a second while events flow, so that the saved cursor keeps up
+    with a stream whose events mostly do not match.
+    """
+
+    cursor: SourceCursor  # holds once this item and every item before it have landed
+    post: Record | None = None  # a post of the hashtag, in POST_SCHEMA's fields
+    deleted: str | None = None  # the post_id of a post its author deleted
+    # an account deleted: every post whose post_id starts with this (``bluesky:at://<did>/``)
+    deleted_author: str | None = None
+    event_time: float | None = None  # when the source wrote the event (epoch s), for the lag
+
+
+@dataclass
+class StreamStats:
+    """What a streaming source met, counted as it happens; the stream stage records it."""
+
+    events: int = 0  # every event received, matching or not
+    reconnects: int = 0
+    gaps: list[tuple[datetime, datetime]] = field(default_factory=list)  # spans not replayed
+    usage: Usage = field(default_factory=Usage)  # the HTTP calls beside the stream (handles)
+
+
+class StreamSource(Protocol):
+    """What the stream stage (`flows.stages.stream`) needs from a streaming source."""
+
+    name: ClassVar[str]  # its cursor's and its run records' name
+    stats: StreamStats
+
+    def stream(self, hashtag: str, cursor: Any, stop: threading.Event) -> Iterator[StreamItem]:
+        """Yield items from `cursor` on (of the source's kind in `flows.cursors.CURSOR_TYPES`)
+        until `stop` is set, which it notices within a second; reconnect on its own, counting
+        reconnects and gaps in `stats`. Raise `SourceError` when it cannot go on (refused)."""
+        ...

@@ -13,7 +13,7 @@ A post's ``native_id`` is its ``at://`` URI, the same on every service that show
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -221,24 +221,50 @@ class BlueskySource(PagedSource):
 
 def post_view_to_post(view: dict[str, Any], hashtag: str, collected_at: datetime) -> Record:
     """One ``app.bsky.feed.defs#postView`` as a POST_SCHEMA row."""
-    uri = view["uri"]
-    record = view["record"]
     author = view["author"]
+    return post_record_to_post(
+        view["uri"],
+        view["record"],
+        author["handle"],
+        author.get("displayName") or None,
+        _time(view["indexedAt"]),
+        hashtag,
+        collected_at,
+        counts=view,
+    )
+
+
+def post_record_to_post(
+    uri: str,
+    record: dict[str, Any],
+    handle: str,
+    name: str | None,
+    indexed_at: datetime,
+    hashtag: str,
+    collected_at: datetime,
+    counts: Mapping[str, Any] | None = None,
+) -> Record:
+    """One ``app.bsky.feed.post`` record at `uri` as a POST_SCHEMA row.
+
+    Args:
+        handle, name: the author's handle and display name.
+        indexed_at: when the network saw it: the creation time where the record's is not a time.
+        counts: ``likeCount``, ``repostCount``, ``replyCount``, ``quoteCount`` (a postView);
+            None where they are unknown (a record from the firehose).
+    """
+    counts = counts or {}
     text = record.get("text") or ""
     data = text.encode("utf-8")
-    links, mentions, tags = [], [], []
+    links, mentions = [], []
     for facet in record.get("facets") or ():
         for feature in facet.get("features") or ():
             kind = feature.get("$type")
             if kind == _LINK:
                 links.append(feature["uri"])
-            elif kind == _TAG:
-                tags.append(feature["tag"].lower())
             elif kind == _MENTION:  # the feature holds a DID; the handle is the text it covers
                 index = facet["index"]
                 shown = data[index["byteStart"] : index["byteEnd"]].decode("utf-8", "replace")
                 mentions.append(shown.lstrip("@"))
-    tags += [tag.lower() for tag in record.get("tags") or ()]
     card, quoted = _embedded(record.get("embed"))
     if card:
         links.append(card)
@@ -249,25 +275,37 @@ def post_view_to_post(view: dict[str, Any], hashtag: str, collected_at: datetime
         "source": "bluesky",
         "native_id": uri,
         "hashtag": hashtag,
-        "url": f"https://bsky.app/profile/{author['handle']}/post/{uri.rsplit('/', 1)[-1]}",
-        "author_handle": author["handle"],
-        "author_name": author.get("displayName") or None,
-        "created_at": _created_at(record.get("createdAt"), view["indexedAt"]),
+        "url": f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}",
+        "author_handle": handle,
+        "author_name": name,
+        "created_at": _created_at(record.get("createdAt"), indexed_at),
         "collected_at": collected_at,
         "text": text,
         "lang": langs[0] if langs else None,
-        "like_count": view.get("likeCount"),
-        "repost_count": view.get("repostCount"),
-        "reply_count": view.get("replyCount"),
-        "quote_count": view.get("quoteCount"),
-        "is_repost": False,  # search returns posts; a repost is a separate record it never shows
+        "like_count": counts.get("likeCount"),
+        "repost_count": counts.get("repostCount"),
+        "reply_count": counts.get("replyCount"),
+        "quote_count": counts.get("quoteCount"),
+        "is_repost": False,  # a post record; a repost is a separate record (another collection)
         "in_reply_to": (reply.get("parent") or {}).get("uri"),
-        "hashtags": list(dict.fromkeys(tags)),
+        "hashtags": list(dict.fromkeys(record_tags(record))),
         "mentions": list(dict.fromkeys(mentions)),
         "links": list(dict.fromkeys(links)),
         "client": None,  # posts do not record the app that made them
         "quoted_post": quoted,
     }
+
+
+def record_tags(record: dict[str, Any]) -> list[str]:
+    """A post record's hashtags, lower case, in order: its tag facets, then its ``tags``."""
+    tags = [
+        feature["tag"].lower()
+        for facet in record.get("facets") or ()
+        for feature in facet.get("features") or ()
+        if feature.get("$type") == _TAG
+    ]
+    tags += [tag.lower() for tag in record.get("tags") or ()]
+    return tags
 
 
 def _embedded(embed: Any) -> tuple[str | None, str | None]:
@@ -298,13 +336,13 @@ def _time(value: str) -> datetime:
     return time.replace(tzinfo=UTC) if time.tzinfo is None else time.astimezone(UTC)
 
 
-def _created_at(created: str | None, indexed: str) -> datetime:
+def _created_at(created: str | None, indexed: datetime) -> datetime:
     """The post's createdAt, which its client sets: its indexedAt where that is absent or not a
     time (a post is not dropped for a bad date)."""
     try:
         return _time(created)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return _time(indexed)
+        return indexed
 
 
 def _sort_at(view: dict[str, Any]) -> datetime | None:
@@ -313,7 +351,7 @@ def _sort_at(view: dict[str, Any]) -> datetime | None:
         indexed = _time(view["indexedAt"])
     except (KeyError, TypeError, ValueError):  # a malformed view, skipped by `to_posts`
         return None
-    return min(_created_at((view.get("record") or {}).get("createdAt"), view["indexedAt"]), indexed)
+    return min(_created_at((view.get("record") or {}).get("createdAt"), indexed), indexed)
 
 
 def _iso(time: datetime) -> str:

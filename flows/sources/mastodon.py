@@ -15,6 +15,7 @@ from several instances de-duplicate in the lake, and a post is counted once.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from html.parser import HTMLParser
@@ -24,9 +25,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from flows.cursors import Walk
+from flows.settings import ConfigError
 from flows.sources.base import Record
 from flows.sources.http import HttpClient, Unauthorized
 from flows.sources.paging import Page, PagedSource
+from flows.sources.secrets import Secret, secret_from_env
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,11 @@ HOW_TO_FIX = {
     404: "No Mastodon API at this address: check the instance's URL in [mastodon] instances "
     "(https://host, without a path).",
 }
+TOKEN_HOW_TO_GET = (
+    "Make a token on each instance you stream (Preferences > Development > New application, "
+    "scope read:statuses) and put it in that variable: one token for every instance, or "
+    "https://host=token pairs separated by spaces."
+)
 
 
 @dataclass(frozen=True)
@@ -49,11 +57,16 @@ class MastodonSettings:
         page_size: statuses per request, at most 40 (the API's cap).
         max_wait: the longest rate-limit wait, in seconds, before the source stops and
             leaves the rest to the next run.
+        access_token_env: the environment variable holding access tokens, for streaming
+            (`flows.sources.mastodon_stream`; Mastodon streams only to a signed-in user since
+            4.2): one token for every instance, or ``https://host=token`` pairs separated by
+            spaces. Empty: no streaming; instances without a token are polled only.
     """
 
     instances: tuple[str, ...] = ("https://mastodon.social",)
     page_size: int = 40
     max_wait: float = 900.0
+    access_token_env: str = ""
 
     def __post_init__(self) -> None:
         if not self.instances:
@@ -64,6 +77,49 @@ class MastodonSettings:
             raise ValueError(f"page_size: must be between 1 and 40, got {self.page_size}")
         if self.max_wait < 0:
             raise ValueError(f"max_wait: must be 0 or more seconds, got {self.max_wait}")
+        named = self.access_token_env
+        if named and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", named):
+            # the value is not shown: it may be the token itself
+            raise ValueError(
+                "access_token_env: name an environment variable (MASTODON_TOKENS), not the "
+                "token itself"
+            )
+
+    def tokens(self) -> dict[str, Secret]:
+        """The token of each instance that has one; none when `access_token_env` is empty.
+
+        Raises:
+            ConfigError: the variable is unset or empty, an item is not ``https://host=token``,
+                or a pair names an instance that is not in `instances`.
+        """
+        if not self.access_token_env:
+            return {}
+        where = f"[mastodon] access_token_env = {self.access_token_env}"
+        value = secret_from_env(
+            "mastodon", "access_token_env", self.access_token_env, TOKEN_HOW_TO_GET
+        ).reveal()
+        items = value.split()
+        if len(items) == 1 and "=" not in items[0]:
+            return dict.fromkeys(self.instances, Secret(items[0]))
+        tokens: dict[str, Secret] = {}
+        for number, item in enumerate(items, 1):
+            url, _, token = item.rpartition("=")
+            try:
+                instance = _base_url(url) if url and token else None
+            except ValueError:
+                instance = None
+            if instance is None:  # the message never shows the item: it may be a token
+                raise ConfigError(
+                    f"{where}: item {number} of that variable is not https://host=token. "
+                    + TOKEN_HOW_TO_GET
+                )
+            if instance not in self.instances:
+                raise ConfigError(
+                    f"{where}: {instance} has a token but is not in [mastodon] instances: "
+                    "add it there, or drop its token."
+                )
+            tokens[instance] = Secret(token)
+        return tokens
 
 
 def _base_url(url: str) -> str:
