@@ -42,6 +42,9 @@ RUN_LIST = [
         rate_limit_wait_s=31.0, lag_s=12.0, gaps=[(at(20, 6), at(20, 7))]),
     run("r2", "mastodon", at(20, 20), requests=2, posts_new=5, lag_s=8.0),
     run("r3", "bluesky", at(21, 9), requests=1),  # nothing new: no lag
+    # a stream: its events beside its posts
+    run("s1", "jetstream", at(21, 10), minutes=55, requests=4, events=120_000, reconnects=2,
+        posts_new=40, posts_duplicate=3, lag_s=1.5, gaps=[(at(21, 10, 20), at(21, 10, 21))]),
 ]
 RUNS = pa.Table.from_pylist([r.to_row() for r in RUN_LIST], schema=COLLECTION_RUN_SCHEMA)
 
@@ -53,13 +56,13 @@ def warehouse(tmp_path):
 
 
 def test_runs_load_once_and_a_retry_s_later_record_replaces_the_first(warehouse):
-    assert warehouse.load_runs(RUNS) == 6
+    assert warehouse.load_runs(RUNS) == 7
     assert warehouse.load_runs(RUNS) == 0
     retried = replace(RUN_LIST[1], finished_at=at(20, 21), status="ok", reason=None, requests=5)
     stale = replace(RUN_LIST[1], finished_at=at(20, 19), requests=99)
     assert warehouse.load_runs(pa.Table.from_pylist([retried.to_row(), stale.to_row()])) == 0
     rows = warehouse.query("SELECT * FROM collection_runs").to_pylist()
-    assert len(rows) == len({(r["run_id"], r["source"]) for r in rows}) == 6
+    assert len(rows) == len({(r["run_id"], r["source"]) for r in rows}) == 7
     by_key = {(r["run_id"], r["source"]): r for r in rows}
     assert CollectionRun.from_row(by_key["r2", "x"]) == retried
     assert by_key["r1", "mastodon"]["gaps"] == [{"from_time": at(20, 6), "to_time": at(20, 7)}]
@@ -73,6 +76,7 @@ def test_source_health_per_source_and_day(warehouse):
     }
     assert sorted(got) == [
         ("bluesky", date(2026, 11, 21)),
+        ("jetstream", date(2026, 11, 21)),
         ("mastodon", date(2026, 11, 20)),
         ("x", date(2026, 11, 20)),
         ("x", date(2026, 11, 21)),
@@ -94,7 +98,9 @@ def test_source_health_per_source_and_day(warehouse):
     )
     assert (m20["last_status"], m20["max_lag_s"], m20["cost_usd"]) == ("ok", 12.0, 0.0)
     b21 = got["bluesky", date(2026, 11, 21)]
-    assert (b21["posts"], b21["gaps"], b21["max_lag_s"]) == (0, 0, None)
+    assert (b21["posts"], b21["gaps"], b21["max_lag_s"], b21["events"]) == (0, 0, None, None)
+    j21 = got["jetstream", date(2026, 11, 21)]
+    assert (j21["events"], j21["reconnects"], j21["gaps"], j21["posts"]) == (120_000, 2, 1, 40)
 
 
 def health(warehouse, filters: queries.Filters, month: date) -> dict[str, dict]:
@@ -105,7 +111,7 @@ def health(warehouse, filters: queries.Filters, month: date) -> dict[str, dict]:
 def test_the_dashboard_health_query(warehouse):
     warehouse.load_runs(RUNS)
     every = health(warehouse, queries.Filters(), date(2026, 11, 21))
-    assert list(every) == ["bluesky", "mastodon", "x"]
+    assert list(every) == ["bluesky", "jetstream", "mastodon", "x"]
     x = every["x"]
     assert (x["last_run"], x["last_status"]) == (at(22, 0, 3), "stopped")
     assert (x["runs"], x["posts"], x["failures"], x["gaps"], x["rate_limit_wait_s"]) == (

@@ -349,6 +349,7 @@ EXPECTED_COLUMNS = {
         "retries",
         "rate_limit_wait_s",
         "reconnects",
+        "events",
         "gaps",
         "max_lag_s",
         "cost_usd",

@@ -240,6 +240,7 @@ def _source_health(ref: Ref) -> str:
     CAST(SUM(retries) AS BIGINT) AS retries,
     SUM(rate_limit_wait_s) AS rate_limit_wait_s,
     CAST(SUM(reconnects) AS BIGINT) AS reconnects,
+    CAST(SUM(events) AS BIGINT) AS events,
     CAST(SUM(COALESCE(ARRAY_LENGTH(gaps), 0)) AS BIGINT) AS gaps,
     MAX(lag_s) AS max_lag_s,
     SUM(cost_usd) AS cost_usd,
