@@ -364,6 +364,7 @@ def run_stream(
             stack.enter_context(lake.lock(f"collect-{name}"))
         if handle_signals:
             stack.enter_context(_signals_set(stop, run.report))
+        stack.callback(stop.set)  # however this ends (a full disk), the sources' threads end too
         run.start()
         live = set(run.sources)
         run.record()
