@@ -4,15 +4,17 @@ Three sources (sample, x, mastodon) each land a small batch every run: new posts
 15 minutes, a few late ones of earlier hours and a few already collected. What is timed is the
 pipeline's own overhead, on a local lake and DuckDB: `collect_source` for each source (lock,
 cursor, run record, normalize, de-duplicate, write) fed by an in-process source, then `analyze`
-with a backend that answers fixed labels.
+with a backend that answers fixed labels and sentence vectors drawn from a hash of the text, as
+the lite backend hands its vectors over (so the conversations step clusters the posts of the
+last two weeks at the end of each run, with no model).
 
 1. A few runs are timed on the empty lake (the first runs of the year).
 2. The rest of the year is built quickly, day by day, leaving what the runs leave. The last
    `BY_RUN_DAYS` days: each run's posts files and run record file written as the lake writes
    them; earlier days: what compaction leaves of them, written at once (one posts file per
    partition, one run records file per source). Each day's files are listed in the manifest and
-   in ``runs.json`` once instead of once a run, its posts, results and run records loaded into
-   the warehouse and marked, then the day's `flows.lake.compaction.compact`, as analyze runs it.
+   in ``runs.json`` once instead of once a run, its posts, results, embeddings and run records
+   loaded into the warehouse and marked, then the day's `flows.lake.compaction.compact`, as analyze runs it.
 3. A few runs are timed at the end of the year, on that lake and warehouse, and the lake's post
    count is checked against the warehouse's.
 
@@ -27,6 +29,7 @@ the end), peak_rss_mb.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import resource
 import statistics
@@ -47,8 +50,10 @@ from flows.cursors import SampleCursor, SourceCursor, WalkCursor
 from flows.lake.compaction import compact
 from flows.lake.lake import Lake
 from flows.lake.runs import RUNS_DIR, RUNS_STATE, CollectionRun, RunLog
+from flows.nlp.conversations import DIMENSIONS, EMBEDDING_MODEL_ID, quantize
 from flows.schema import (
-    COLLECTION_RUN_SCHEMA, NLP_RESULT_SCHEMA, NLP_SCHEMA, POST_SCHEMA, UTC_TIMESTAMP,
+    COLLECTION_RUN_SCHEMA, EMBEDDING_SCHEMA, NLP_RESULT_SCHEMA, NLP_SCHEMA, POST_SCHEMA,
+    UTC_TIMESTAMP,
 )
 from flows.sources.base import Batch
 from flows.sources.sample.source import SampleSettings, generate_posts
@@ -69,7 +74,8 @@ HASHTAG = "dataengineering"
 
 
 class FixedBackend:
-    """Fixed labels: what is measured is the pipeline, not a model."""
+    """Fixed labels, and vectors from a hash of the text: what is measured is the pipeline, not
+    a model (`flows.nlp.backend.EmbeddingBackend`, as the lite backend)."""
 
     model_id = "fixed-v1"
     device = "cpu"
@@ -88,6 +94,15 @@ class FixedBackend:
             },
             schema=NLP_RESULT_SCHEMA,
         )
+
+    def classify_embedded(self, texts: Sequence[str]) -> pa.Table:
+        vectors = pa.array([v.tobytes() for v in self.embed(texts)], pa.binary())
+        return self.classify(texts).append_column("embedding", vectors)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        digests = b"".join(hashlib.shake_128(t.encode()).digest(DIMENSIONS) for t in texts)
+        raw = np.frombuffer(digests, np.int8).reshape(len(texts), DIMENSIONS).astype(np.float32)
+        return quantize(raw / np.linalg.norm(raw, axis=1, keepdims=True))
 
 
 def posts_of(
@@ -192,8 +207,11 @@ def build_day(
             records += mine
     posts = pa.concat_tables(tables)
     warehouse.load_posts(posts)
-    results = FixedBackend().classify(posts.column("text").to_pylist())
+    results = FixedBackend().classify_embedded(posts.column("text").to_pylist())
     when = pa.array([year_start + timedelta(days=day)] * posts.num_rows, UTC_TIMESTAMP)
+    model = pa.array([EMBEDDING_MODEL_ID] * posts.num_rows)
+    embeddings = [posts.column("post_id"), model, results.column("embedding"), when]
+    warehouse.load_embeddings(pa.table(embeddings, schema=EMBEDDING_SCHEMA))
     nlp = results.add_column(0, "post_id", posts.column("post_id"))
     nlp = nlp.append_column("analysed_at", when).select(NLP_SCHEMA.names)
     warehouse.load_nlp(nlp.cast(NLP_SCHEMA))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import EchoBackend, make_posts
 
+from flows.nlp.conversations import quantize
 from flows.stages import analyze
 from flows.stages.collect import collect
 from flows.config import load_config
@@ -62,6 +65,19 @@ def test_results_wait_for_a_whole_load_interval(tmp_path, monkeypatch):
         assert warehouse.counts()["post_nlp"] == 50
 
 
+class CountingEncoder:
+    """Vectors from a hash of the text, no model; counts the texts it embeds."""
+
+    def __init__(self) -> None:
+        self.embedded = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded += len(texts)
+        rng = [np.random.default_rng(zlib.crc32(text.encode())) for text in texts]
+        rows = np.array([r.normal(size=384) for r in rng])
+        return quantize(rows / np.linalg.norm(rows, axis=1, keepdims=True))
+
+
 def test_a_recreated_warehouse_is_filled_again(tmp_path, caplog):
     conf = tmp_path / "c.conf"
     conf.write_text(
@@ -70,14 +86,20 @@ def test_a_recreated_warehouse_is_filled_again(tmp_path, caplog):
     )
     config = load_config(conf)
     collect(config)
-    first = analyze.analyze(config, backend=EchoBackend())
+    encoder = CountingEncoder()  # kept across runs, as a long-running caller does
+    first = analyze.analyze(config, backend=EchoBackend(), encoder=encoder)
     assert first.posts_loaded == first.analysed > 0
+    embedded = encoder.embedded  # the posts of the latest two weeks, for conversations
+    assert 0 < embedded <= first.posts_loaded
     (tmp_path / "w.duckdb").unlink()  # dropped, or a new file: the manifest still says loaded
-    again = analyze.analyze(config, backend=EchoBackend())
+    again = analyze.analyze(config, backend=EchoBackend(), encoder=encoder)
     assert (again.posts_loaded, again.analysed) == (first.posts_loaded, first.analysed)
     assert (first.runs_loaded, again.runs_loaded) == (1, 1)  # the sample run's record, again
     assert again.totals == {
         **NO_ROWS, "posts": first.posts_loaded, "post_nlp": first.analysed, "collection_runs": 1
     }
     assert "holds no posts: loading every lake file into it again" in caplog.text
-    assert analyze.analyze(config, backend=EchoBackend()).files == 0  # then nothing pending
+    assert encoder.embedded == 2 * embedded  # the recreated warehouse had no embeddings either
+    # then nothing pending, and nothing embedded again
+    assert analyze.analyze(config, backend=EchoBackend(), encoder=encoder).files == 0
+    assert encoder.embedded == 2 * embedded

@@ -1,5 +1,6 @@
 """Emerging conversations: stable clusters and labels on a fixed set of posts with the real
-encoder; stored embeddings never recomputed; growth against the window before; the view."""
+encoder; the vectors the lite backend classifies with are those stored, and never recomputed;
+growth against the window before; the view."""
 
 from __future__ import annotations
 
@@ -8,9 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+from conftest import EchoBackend
 
-from flows.nlp.conversations import Encoder, cluster, quantize
+from flows.nlp.backend import EmbeddingBackend
+from flows.nlp.conversations import cluster, quantize
+from flows.nlp.lite import LiteBackend
 from flows.schema import posts_table
+from flows.stages.analyze import analyse_posts
 from flows.stages.conversations import update_conversations
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
 from test_warehouse_duckdb import post
@@ -47,7 +53,7 @@ TEXTS = [
 
 
 def test_the_real_encoder_gives_the_same_clusters_and_labels_on_fixed_posts():
-    vectors = Encoder().embed(TEXTS)
+    vectors = LiteBackend().embed(TEXTS)
     assert vectors.dtype == np.int8 and vectors.shape == (54, 384)
     runs = [cluster(vectors, TEXTS, ["dataengineering"], min_size=5) for _ in range(2)]
     for found in runs:
@@ -59,6 +65,18 @@ def test_the_real_encoder_gives_the_same_clusters_and_labels_on_fixed_posts():
         assert [sorted(c.members.tolist()) for c in found] == [
             list(range(0, 18)), list(range(18, 36)), list(range(36, 54))
         ]
+
+
+def test_the_lite_backend_hands_over_the_vectors_it_classifies_with():
+    backend = LiteBackend()
+    texts = [*TEXTS[::9], "https://example.invalid/a-link-alone @someone"]
+    table = backend.classify_embedded(texts)
+    assert isinstance(backend, EmbeddingBackend)
+    assert table.drop_columns(["embedding"]).equals(backend.classify(texts))
+    stored = table.column("embedding").to_pylist()
+    assert stored[-1] is None  # no content: classified without the encoder
+    vectors = np.frombuffer(b"".join(stored[:-1]), np.int8).reshape(-1, 384)
+    assert np.array_equal(vectors, backend.embed(texts[:-1]))
 
 
 class ThemeEncoder:
@@ -87,17 +105,20 @@ def themed(theme: str, n: int, day: datetime, first: int) -> list[dict]:
     ]
 
 
-def test_conversations_grow_against_the_window_before_and_embed_each_post_once(tmp_path):
+def two_windows() -> list[dict]:
     end = datetime(2026, 11, 21, tzinfo=UTC)
-    rows = (
+    return (
         themed("outage", 20, end - timedelta(days=10), 0)  # the window before
         + themed("hiring", 20, end - timedelta(days=9), 0)  # fades out
         + themed("outage", 40, end - timedelta(days=3), 100)  # grows
         + themed("iceberg", 30, end - timedelta(days=2), 0)  # new
     )
+
+
+def test_conversations_grow_against_the_window_before_and_embed_each_post_once(tmp_path):
     encoder = ThemeEncoder()
     with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
-        warehouse.load_posts(posts_table(rows))
+        warehouse.load_posts(posts_table(two_windows()))
         assert update_conversations(warehouse, "dataengineering", encoder) == 2
         assert len(encoder.embedded) == 110
         assert update_conversations(warehouse, "dataengineering", encoder) == 2
@@ -115,6 +136,31 @@ def test_conversations_grow_against_the_window_before_and_embed_each_post_once(t
         (datetime(2026, 11, 13, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC))
     }
     assert all(len(c["example_post_ids"]) == 3 for c in found)
+
+
+class ThemeBackend(EchoBackend):
+    """Classifies as EchoBackend and hands over ThemeEncoder's vectors, as the lite backend does;
+    embedding a post again fails."""
+
+    def classify_embedded(self, texts):
+        vectors = [v.tobytes() for v in ThemeEncoder().embed(texts)]
+        return self.classify(texts).append_column("embedding", pa.array(vectors, pa.binary()))
+
+    def embed(self, texts):
+        raise AssertionError(f"embedded again: {texts[:3]}")
+
+
+def test_analysis_stores_the_vectors_it_classified_with_and_conversations_use_them(tmp_path):
+    posts = posts_table(two_windows())
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        warehouse.load_posts(posts)
+        analyse_posts(posts, ThemeBackend(), warehouse)
+        assert warehouse.counts()["post_embeddings"] == posts.num_rows
+        assert update_conversations(warehouse, "dataengineering", ThemeBackend()) == 2
+        found = warehouse.query("SELECT label, size FROM emerging_conversations ORDER BY label")
+    assert found.to_pylist() == [
+        {"label": "iceberg · post", "size": 30}, {"label": "outage · post", "size": 40}
+    ]
 
 
 def test_the_dashboard_shows_the_emerging_conversations(tmp_path, monkeypatch):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
+
+from flows.nlp.conversations import Encoder
 
 # Texts classified together, by device; a chunk is also the step of the progress reports. A GPU
 # runs tens of thousands of posts a second, and one of its batches holds ~1,600 tweets (65,536
@@ -29,6 +31,16 @@ class Backend(Protocol):
 
     def classify(self, texts: Sequence[str]) -> pa.Table:
         """Classify texts; one ``NLP_RESULT_SCHEMA`` row per text, in the same order."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingBackend(Backend, Encoder, Protocol):
+    """A backend that computes the conversations' sentence vectors (`Encoder.embed`) while it
+    classifies, and hands them over, so that analysis embeds a post once."""
+
+    def classify_embedded(self, texts: Sequence[str]) -> pa.Table:
+        """`classify`'s table plus a column ``embedding``: each text's `embed` row, as bytes."""
         ...
 
 

