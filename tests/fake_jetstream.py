@@ -160,7 +160,8 @@ class FakeJetstream:
     """A Jetstream instance on 127.0.0.1 over `events` (sorted by ``time_us``).
 
     Args:
-        events: the instance's log; `publish` adds live ones.
+        events: the instance's log, as recorded (their own ``time_us``); `publish` adds live
+            ones.
         floor_us: the oldest ``time_us`` it can replay (a cursor older starts there).
         filter_collections: honour ``wantedCollections`` (a server that does not shows the
             source filtering by itself).
@@ -195,10 +196,17 @@ class FakeJetstream:
         host, port = self._server.socket.getsockname()[:2]
         return f"ws://{host}:{port}/subscribe"
 
-    def publish(self, *events: dict[str, Any]) -> None:
+    def publish(self, *events: dict[str, Any]) -> list[dict[str, Any]]:
+        """Live events: stamped, in order, with the instance's clock as it takes them in (the
+        real one stamps ``time_us`` so; a stream's first cursor is the time it started), and
+        returned with their stamps, which are what a cursor then holds."""
         with self._changed:
-            self.events.extend(events)
+            for event in events:
+                last = self.events[-1]["time_us"] if self.events else 0
+                event["time_us"] = max(time.time_ns() // 1000, last + 1)
+                self.events.append(event)
             self._changed.notify_all()
+        return list(events)
 
     def _refuse(self, connection: ServerConnection, request: Any) -> Any:
         if urlsplit(request.path).path == "/subscribe":

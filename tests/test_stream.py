@@ -36,6 +36,9 @@ class ScriptedStream:
         self.pause = pause
         self.stats = StreamStats()
 
+    def first_cursor(self) -> JetstreamCursor:
+        return JetstreamCursor(0)
+
     def stream(self, hashtag: str, cursor: JetstreamCursor, stop: threading.Event) -> Iterator:
         for n, (what, value) in enumerate(self.script, start=1):
             if cursor.time_us is not None and n <= cursor.time_us:

@@ -153,3 +153,25 @@ def test_kill_9_then_a_restart_loses_nothing_and_duplicates_nothing(tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
     ids = lake_ids(tmp_path)
     assert len(ids) == len(set(ids)) == 120
+
+
+def test_killed_before_its_first_flush_the_restart_replays_from_the_start(tmp_path, network):
+    jetstream, appview = network
+    config = write_config(tmp_path, jetstream, appview, flush_seconds="3600")
+    process = start(config)
+    try:
+        wait_for(lambda: jetstream.connections, what="the connection")
+        jetstream.publish(*(tagged(n) for n in range(1, 11)))
+        wait_for(lambda: jetstream.sent == 10, what="the events sent")
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(30)
+    finally:
+        process.kill()
+    assert lake_ids(tmp_path) == []  # nothing had landed: the buffer died with the process
+    jetstream.publish(tagged(11))  # while it was down
+    done = subprocess.run(
+        [sys.executable, "-m", "flows", "stream", "--config", str(config), "--duration", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(lake_ids(tmp_path)) == sorted(uri_id(n) for n in range(1, 12))

@@ -106,6 +106,11 @@ class StreamSource(Protocol):
     name: ClassVar[str]  # its cursor's and its run records' name
     stats: StreamStats
 
+    def first_cursor(self) -> Any:
+        """Where a source with no saved cursor starts (Jetstream: now). The stage saves it before
+        anything streams, so that a run killed before its first flush is replayed from there."""
+        ...
+
     def stream(self, hashtag: str, cursor: Any, stop: threading.Event) -> Iterator[StreamItem]:
         """Yield items from `cursor` on (of the source's kind in `flows.cursors.CURSOR_TYPES`)
         until `stop` is set, which it notices within a second; reconnect on its own, counting

@@ -149,6 +149,10 @@ class JetstreamSource:
         self._unknown: dict[str, None] = {}  # the DIDs those posts wait for, in order
         self._deadline = 0.0  # when the oldest waiting post stops waiting
 
+    def first_cursor(self) -> JetstreamCursor:
+        """Now: a first run reads what is posted from its start on (a restart goes back to it)."""
+        return JetstreamCursor(time.time_ns() // 1000)
+
     def stream(
         self, hashtag: str, cursor: JetstreamCursor, stop: threading.Event
     ) -> Iterator[StreamItem]:

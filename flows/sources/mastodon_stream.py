@@ -154,6 +154,10 @@ class MastodonStreamSource:
         wait = min(self.max_backoff, self.backoff * 2 ** (failures - 1))
         return wait + random.uniform(0, self.backoff)
 
+    def first_cursor(self) -> WalkCursor:
+        """No floor: a first connection reads the timeline's newest page, then the stream."""
+        return WalkCursor()
+
     def stream(
         self, hashtag: str, cursor: WalkCursor, stop: threading.Event
     ) -> Iterator[StreamItem]:

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows.config import Config
-from flows.cursors import SourceCursor
+from flows.cursors import SourceCursor, new_cursor
 from flows.lake.facts import DELETIONS, FactLog
 from flows.lake.lake import Lake, id_hashes
 from flows.lake.runs import CollectionRun, RunLog
@@ -204,6 +204,9 @@ class _Stream:
     def start(self) -> None:
         for name, source in self.sources.items():
             cursor = self.lake.read_cursor(name, self.config.hashtag)
+            if cursor == new_cursor(name):  # a first run: a restart must come back to its start
+                cursor = source.first_cursor()
+                self.lake.save_cursor(name, self.config.hashtag, cursor)
             self.report.sources[name].cursor = cursor
             threading.Thread(
                 target=self._pump, args=(source, cursor), name=f"stream-{name}", daemon=True
