@@ -225,5 +225,8 @@ CONVERSATION_SCHEMA = pa.schema(
         pa.field("example_post_ids", pa.list_(pa.string())),
         pa.field("example_urls", pa.list_(pa.string())),
         pa.field("computed_at", UTC_TIMESTAMP, nullable=False),
+        # the posts of the window when it was computed (`flows.stages.conversations`: a window
+        # is computed again once it holds a tenth more); null in rows written before
+        pa.field("window_posts", pa.int64()),
     ]
 )

@@ -17,6 +17,7 @@ from flows.nlp.conversations import cluster, quantize
 from flows.nlp.lite import LiteBackend
 from flows.schema import posts_table
 from flows.stages.analyze import analyse_posts
+from flows.stages import conversations as stages_conversations
 from flows.stages.conversations import update_conversations
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
 from test_warehouse_duckdb import post
@@ -181,3 +182,47 @@ def test_the_dashboard_shows_the_emerging_conversations(tmp_path, monkeypatch):
         ["iceberg · post", 30, 30],
         ["outage · post", 40, 20],
     ]
+
+
+def test_a_window_is_computed_again_only_once_it_has_grown_a_tenth(tmp_path):
+    encoder = ThemeEncoder()
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        warehouse.load_posts(posts_table(two_windows()))
+        assert update_conversations(warehouse, "dataengineering", encoder) == 2
+        computed = "SELECT DISTINCT computed_at FROM conversations"
+        first = warehouse.query(computed).column(0).to_pylist()
+        end = datetime(2026, 11, 19, 5, tzinfo=UTC)  # in the window, before its newest post
+        warehouse.load_posts(posts_table(themed("iceberg", 6, end, 30)))  # 70 → 76: < 10%
+        assert update_conversations(warehouse, "dataengineering", encoder) == 2
+        assert warehouse.query(computed).column(0).to_pylist() == first
+        assert len(encoder.embedded) == 110  # nothing read, nothing embedded
+        warehouse.load_posts(posts_table(themed("iceberg", 2, end, 36)))  # 78: 70 × 1.1 = 77
+        assert update_conversations(warehouse, "dataengineering", encoder) == 2
+        assert len(warehouse.query(computed)) == 2
+        assert len(encoder.embedded) == 118  # the new posts only
+        latest = warehouse.query(
+            "SELECT label, size, window_posts FROM emerging_conversations ORDER BY label"
+        ).to_pylist()
+    assert latest == [
+        {"label": "iceberg · post", "size": 38, "window_posts": 78},
+        {"label": "outage · post", "size": 40, "window_posts": 78},
+    ]
+
+
+def test_a_large_window_is_clustered_on_a_fixed_sample_and_sized_to_the_whole(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(stages_conversations, "MAX_POSTS", 50)
+    encoder = ThemeEncoder()
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        warehouse.load_posts(posts_table(two_windows()))  # 40 before; 70 now: 50 of them
+        assert update_conversations(warehouse, "dataengineering", encoder) == 2
+        found = warehouse.query(
+            "SELECT label, size, window_posts FROM emerging_conversations ORDER BY label"
+        ).to_pylist()
+    assert len(encoder.embedded) == 40 + 50
+    assert [c["label"] for c in found] == ["iceberg · post", "outage · post"]
+    assert all(c["window_posts"] == 70 for c in found)
+    # sized to the whole window: near the true 30 and 40, summing to it
+    assert abs(found[0]["size"] - 30) <= 5 and abs(found[1]["size"] - 40) <= 5
+    assert found[0]["size"] + found[1]["size"] == 70

@@ -26,6 +26,7 @@ DIMENSIONS = 384
 COMPONENTS = 16
 MATCH_SIMILARITY = 0.8  # cosine of two clusters' centroids, to be the same conversation
 LABEL_WORDS = 3
+MIN_SAMPLES = 40  # the neighbours HDBSCAN's density estimate looks at, at most
 
 _NOISE = re.compile(r"https?://\S+|@\w+|\bRT\b")
 
@@ -73,8 +74,13 @@ def cluster(
     x = vectors.astype(np.float32) / 127
     reduced = PCA(n_components=min(COMPONENTS, n - 1), random_state=0).fit_transform(x)
     # leaf clusters: the conversations themselves, not the few broad blobs that hold them
+    # min_samples defaults to min_cluster_size: thousands of neighbours per post in a large
+    # window, memory and time that grow with its square; a few dozen find the same dense places
     labels = HDBSCAN(
-        min_cluster_size=min_size, cluster_selection_method="leaf", copy=True
+        min_cluster_size=min_size,
+        min_samples=min(min_size, MIN_SAMPLES),
+        cluster_selection_method="leaf",
+        copy=True,
     ).fit_predict(reduced)
     groups = [np.flatnonzero(labels == k) for k in range(labels.max() + 1)]
     groups.sort(key=lambda g: (-len(g), int(g[0])))

@@ -6,11 +6,18 @@ those the lite backend computes while classifying; the posts of both windows tha
 (classified by another backend, or with no content) are embedded here once by the `Encoder`, which
 loads its model only then, and stored, so a post is never embedded twice. Reposts are left out:
 they repeat a text.
+
+Clustering costs time with the square of a window's posts, and a window changes little from one
+analyze to the next (a stream analyzes every minute): a window is computed again only once it
+holds `RECOMPUTE_GROWTH` more posts than at its last computation, or when a new day moves it.
+A window of more than `MAX_POSTS` posts is clustered on a fixed sample of that many (the same
+posts every time, by a hash of their ids), its sizes scaled to the whole window.
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -31,6 +38,11 @@ log = logging.getLogger(__name__)
 
 WINDOW_DAYS = 7
 EXAMPLES = 3
+RECOMPUTE_GROWTH = 0.1  # a window is computed again once it holds this share more posts
+MAX_POSTS = 10_000  # posts clustered per window, at most (bench.signals: seconds on two cores)
+# the posts of a window that conversations consider
+_IN_WINDOW = """hashtag = ? AND created_at >= ? AND created_at < ? AND NOT is_repost
+    AND text <> ''"""
 
 
 def period_end(warehouse: Warehouse, hashtag: str) -> datetime:
@@ -48,14 +60,16 @@ def window_posts(
     """The window's posts (not reposts, not empty) and their int8 embeddings, in post order;
     the embeddings missing from ``post_embeddings`` are computed and stored."""
     posts = warehouse.query(
-        """SELECT e.post_id, e.text, e.url, e.sentiment, e.engagement, v.embedding
-        FROM posts_enriched AS e
+        f"""SELECT e.post_id, e.text, e.url, e.sentiment, e.engagement, v.embedding
+        FROM (SELECT * FROM posts_enriched WHERE {_IN_WINDOW}) AS e
         LEFT JOIN post_embeddings AS v ON v.post_id = e.post_id AND v.model_id = ?
-        WHERE e.hashtag = ? AND e.created_at >= ? AND e.created_at < ?
-            AND NOT e.is_repost AND e.text <> ''
         ORDER BY e.created_at, e.post_id""",
-        [EMBEDDING_MODEL_ID, hashtag, start, end],
+        [hashtag, start, end, EMBEDDING_MODEL_ID],
     )
+    if posts.num_rows > MAX_POSTS:  # the same sample each time: no post embedded in vain
+        ids = posts.column("post_id").to_pylist()
+        keep = np.argsort([zlib.crc32(i.encode()) for i in ids], kind="stable")[:MAX_POSTS]
+        posts = posts.take(np.sort(keep))
     stored = posts.column("embedding").to_pylist()
     missing = [i for i, vector in enumerate(stored) if vector is None]
     if missing:
@@ -83,6 +97,12 @@ def _share(posts: pa.Table, members: np.ndarray, label: str) -> float | None:
     return sum(s == label for s in analysed) / len(analysed) if analysed else None
 
 
+def window_size(warehouse: Warehouse, hashtag: str, start: datetime, end: datetime) -> int:
+    """How many posts of `hashtag` conversations consider between `start` and `end`."""
+    sql = f"SELECT COUNT(*) AS n FROM posts_enriched WHERE {_IN_WINDOW}"
+    return warehouse.query(sql, [hashtag, start, end]).column("n")[0].as_py()
+
+
 def conversation_rows(
     hashtag: str,
     start: datetime,
@@ -91,15 +111,27 @@ def conversation_rows(
     vectors: np.ndarray,
     current: list[Cluster],
     previous: list[Cluster],
+    sizes: tuple[int, int] | None = None,
 ) -> pa.Table:
-    """The ``conversations`` rows of one window's clusters, each with its match before."""
+    """The ``conversations`` rows of one window's clusters, each with its match before.
+
+    `sizes`: the posts of the window and of the window before, when the clusters are of a
+    sample of them (`MAX_POSTS`): the clusters' sizes are scaled to them.
+    """
     x = vectors.astype(np.float32)
     now = datetime.now(UTC)
+    total, total_before = sizes or (posts.num_rows, posts.num_rows)
+
+    def scaled(members: int, of: int) -> int:
+        """A cluster's size in a window of `of` posts, of which `MAX_POSTS` were clustered."""
+        return round(members * of / MAX_POSTS) if of > MAX_POSTS else members
+
     rows = []
     for rank, (found, before) in enumerate(zip(current, match(current, previous))):
         nearest = found.members[np.argsort(-(x[found.members] @ found.centroid), kind="stable")]
         examples = [int(i) for i in nearest[:EXAMPLES]]
-        previous_size = 0 if before is None else len(previous[before].members)
+        size = scaled(len(found.members), total)
+        previous_size = 0 if before is None else scaled(len(previous[before].members), total_before)
         rows.append(
             {
                 "hashtag": hashtag,
@@ -107,27 +139,48 @@ def conversation_rows(
                 "window_end": end,
                 "conversation_id": f"{start:%Y%m%d}-{rank}",
                 "label": found.label,
-                "size": len(found.members),
+                "size": size,
                 "previous_size": previous_size,
-                "growth": len(found.members) - previous_size,
+                "growth": size - previous_size,
                 "negative_share": _share(posts, found.members, "negative"),
                 "positive_share": _share(posts, found.members, "positive"),
                 "example_post_ids": [posts.column("post_id")[i].as_py() for i in examples],
                 "example_urls": [posts.column("url")[i].as_py() or "" for i in examples],
                 "computed_at": now,
+                "window_posts": total,
             }
         )
     return pa.Table.from_pylist(rows, schema=CONVERSATION_SCHEMA)
 
 
+def _last_computation(warehouse: Warehouse, hashtag: str, end: datetime) -> tuple[int | None, int]:
+    """The window's posts at the latest computation of the window ending at `end` (None: not
+    computed, or before that was kept), and the conversations it found."""
+    found = warehouse.query(
+        """SELECT MAX(window_posts) AS posts, COUNT(*) AS conversations FROM conversations
+        WHERE hashtag = ? AND window_end = ? AND computed_at = (
+            SELECT MAX(computed_at) FROM conversations WHERE hashtag = ? AND window_end = ?)""",
+        [hashtag, end, hashtag, end],
+    ).to_pylist()[0]
+    return found["posts"], found["conversations"]
+
+
 def update_conversations(warehouse: Warehouse, hashtag: str, encoder: Encoder) -> int:
-    """Compute the conversations of the latest window into ``conversations``; how many."""
+    """Compute the conversations of the latest window into ``conversations``, unless they stand
+    (`RECOMPUTE_GROWTH`); how many the window has."""
     end = period_end(warehouse, hashtag)
     start, before = end - timedelta(days=WINDOW_DAYS), end - timedelta(days=2 * WINDOW_DAYS)
+    counted, found = _last_computation(warehouse, hashtag, end)
+    total = window_size(warehouse, hashtag, start, end)
+    if counted is not None and total < counted * (1 + RECOMPUTE_GROWTH):
+        return found
+    total_before = window_size(warehouse, hashtag, before, start)
     clusters = []
     for a, b in ((before, start), (start, end)):
         posts, vectors = window_posts(warehouse, hashtag, a, b, encoder)
         clusters.append(cluster(vectors, posts.column("text").to_pylist(), [hashtag]))
-    rows = conversation_rows(hashtag, start, end, posts, vectors, clusters[1], clusters[0])
+    rows = conversation_rows(
+        hashtag, start, end, posts, vectors, clusters[1], clusters[0], (total, total_before)
+    )
     warehouse.load_conversations(rows)
     return rows.num_rows
