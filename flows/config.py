@@ -409,6 +409,12 @@ def _validate(config: Config, where: str) -> None:
     if not p.sources:
         raise ConfigError(f"[pipeline] sources in {where}: name at least one source.")
     for source in p.sources:
+        if source in STREAM_SECTIONS and source not in SOURCE_SETTINGS:
+            raise ConfigError(
+                f"[pipeline] sources in {where}: {source} is a live source; name it in [stream] "
+                "sources instead and run `python -m flows stream` (or the stream/twitter "
+                "deployment)."
+            )
         if source not in SOURCE_SETTINGS:
             raise ConfigError(
                 f"[pipeline] sources in {where}: unknown source {source!r}. "

@@ -156,5 +156,7 @@ def test_stream_sources_are_checked_with_the_fix_in_the_message(tmp_path):
         load_config(write(tmp_path, "[stream]\nsources = bluesky\n"))
     with pytest.raises(ConfigError, match="access_token_env is empty"):
         load_config(write(tmp_path, "[stream]\nsources = mastodon\n"))
+    with pytest.raises(ConfigError, match=r"jetstream is a live source; name it in \[stream\]"):
+        load_config(write(tmp_path, "[pipeline]\nsources = sample, jetstream\n"))
     with pytest.raises(ConfigError, match=r"\[jetstream\] urls: 'https://x' is not a Jetstream"):
         load_config(write(tmp_path, "[jetstream]\nurls = https://x\n"))
