@@ -226,3 +226,16 @@ def test_a_large_window_is_clustered_on_a_fixed_sample_and_sized_to_the_whole(
     # sized to the whole window: near the true 30 and 40, summing to it
     assert abs(found[0]["size"] - 30) <= 5 and abs(found[1]["size"] - 40) <= 5
     assert found[0]["size"] + found[1]["size"] == 70
+
+
+def test_a_window_without_conversations_is_not_computed_again_and_shows_none(tmp_path):
+    encoder = ThemeEncoder()
+    day = datetime(2026, 11, 18, tzinfo=UTC)
+    with DuckDBWarehouse(tmp_path / "w.duckdb") as warehouse:
+        warehouse.load_posts(posts_table(themed("outage", 10, day, 0)))  # too few to cluster
+        assert update_conversations(warehouse, "dataengineering", encoder) == 0
+        assert update_conversations(warehouse, "dataengineering", encoder) == 0
+        computations = warehouse.query("SELECT size, window_posts FROM conversations")
+        shown = warehouse.query("SELECT * FROM emerging_conversations")
+    assert computations.to_pylist() == [{"size": 0, "window_posts": 10}]  # one, not two
+    assert shown.num_rows == 0

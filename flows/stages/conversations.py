@@ -150,6 +150,14 @@ def conversation_rows(
                 "window_posts": total,
             }
         )
+    if not rows:  # none found: the computation is kept all the same, so it is not made again
+        rows.append(
+            {
+                "hashtag": hashtag, "window_start": start, "window_end": end,
+                "conversation_id": f"{start:%Y%m%d}-none", "label": "", "size": 0,
+                "previous_size": 0, "growth": 0, "computed_at": now, "window_posts": total,
+            }
+        )
     return pa.Table.from_pylist(rows, schema=CONVERSATION_SCHEMA)
 
 
@@ -157,12 +165,14 @@ def _last_computation(warehouse: Warehouse, hashtag: str, end: datetime) -> tupl
     """The window's posts at the latest computation of the window ending at `end` (None: not
     computed, or before that was kept), and the conversations it found."""
     found = warehouse.query(
-        """SELECT MAX(window_posts) AS posts, COUNT(*) AS conversations FROM conversations
+        """SELECT MAX(window_posts) AS posts,
+            CAST(SUM(CASE WHEN size > 0 THEN 1 ELSE 0 END) AS BIGINT) AS conversations
+        FROM conversations
         WHERE hashtag = ? AND window_end = ? AND computed_at = (
             SELECT MAX(computed_at) FROM conversations WHERE hashtag = ? AND window_end = ?)""",
         [hashtag, end, hashtag, end],
     ).to_pylist()[0]
-    return found["posts"], found["conversations"]
+    return found["posts"], found["conversations"] or 0
 
 
 def update_conversations(warehouse: Warehouse, hashtag: str, encoder: Encoder) -> int:
@@ -183,4 +193,4 @@ def update_conversations(warehouse: Warehouse, hashtag: str, encoder: Encoder) -
         hashtag, start, end, posts, vectors, clusters[1], clusters[0], (total, total_before)
     )
     warehouse.load_conversations(rows)
-    return rows.num_rows
+    return len(clusters[1])

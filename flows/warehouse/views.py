@@ -262,11 +262,13 @@ GROUP BY day, source, hashtag"""
 
 def _emerging_conversations(ref: Ref) -> str:
     # Each computation covers a hashtag's latest window (flows.stages.conversations): its rows.
+    # (a computation that found none leaves one row of size 0, so that it is not made again)
     return f"""SELECT c.*
 FROM {ref("conversations")} AS c
 JOIN (
     SELECT hashtag, MAX(computed_at) AS latest FROM {ref("conversations")} GROUP BY hashtag
-) AS l ON l.hashtag = c.hashtag AND l.latest = c.computed_at"""
+) AS l ON l.hashtag = c.hashtag AND l.latest = c.computed_at
+WHERE c.size > 0"""
 
 
 # In dependency order: posts_enriched first, the others read it.
