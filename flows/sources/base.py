@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
@@ -83,6 +83,7 @@ class StreamItem:
     """
 
     cursor: SourceCursor  # holds once this item and every item before it have landed
+    _: KW_ONLY  # the rest by name: several of one type follow each other
     post: Record | None = None  # a post of the hashtag, in POST_SCHEMA's fields
     deleted: str | None = None  # the post_id of a post its author deleted
     # an account deleted: every post whose post_id starts with this (``bluesky:at://<did>/``)

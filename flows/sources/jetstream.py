@@ -388,7 +388,9 @@ class JetstreamSource:
         if self._newest is None or post["created_at"] > self._newest:
             self._newest = post["created_at"]
         return StreamItem(
-            JetstreamCursor(pending.cursor_us, self._newest), post, event_time=pending.time_us / 1e6
+            JetstreamCursor(pending.cursor_us, self._newest),
+            post=post,
+            event_time=pending.time_us / 1e6,
         )
 
     def _item(self, **fields: Any) -> StreamItem:

@@ -187,7 +187,9 @@ class MastodonStreamSource:
                 cursor = _advance(cursor, got)
                 now = time.monotonic()
                 if got.post is not None or got.deleted is not None:
-                    yield StreamItem(cursor, got.post, got.deleted, got.event_time)
+                    yield StreamItem(
+                        cursor, post=got.post, deleted=got.deleted, event_time=got.event_time
+                    )
                 elif cursor != shown or now - last >= 1.0:
                     yield StreamItem(cursor)
                 else:
