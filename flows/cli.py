@@ -258,7 +258,7 @@ def _stream(config: Config, args: argparse.Namespace) -> int:
         print(f"Streaming #{config.hashtag} from {sources} into {config.lake} {until}", flush=True)
     report = run_stream(
         config, duration=args.duration, auth=gcp_auth(config), send=alert_sender(config),
-        handle_signals=True,
+        handle_signals=True, progress=True,
     )
     print(stream_markdown(report), end="\n\n")
     if report.stopped_by is not None:  # the shell's convention: 128 + the signal (Ctrl+C: 130)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from tqdm.auto import tqdm
 
 from flows.config import Config
 from flows.cursors import SourceCursor, new_cursor
@@ -326,6 +327,7 @@ def run_stream(
     backend: Backend | None = None,
     auth: GcpAuth | None = None,
     handle_signals: bool = False,
+    progress: bool = False,
     send: Sender | None = None,
     on_analyze: Callable[[StreamReport], None] | None = None,
 ) -> StreamReport:
@@ -337,6 +339,7 @@ def run_stream(
         sources: the streaming sources, by their ``[stream] sources`` name; by default those of
             the configuration.
         backend: the NLP backend for analyze; by default the configured one, loaded once.
+        progress: show a progress bar: events read, posts landed and waiting, deletions.
         send: where analyze sends new signals (`flows.stages.alerts`); by default the Apprise
             URLs of ``[alerts] urls_env``, if any.
         on_analyze: called after each analyze (the Prefect flow updates its artifact).
@@ -372,16 +375,21 @@ def run_stream(
         if handle_signals:
             stack.enter_context(_signals_set(stop, run.report))
         stack.callback(stop.set)  # however this ends (a full disk), the sources' threads end too
+        bar = tqdm(desc=f"stream #{config.hashtag}", unit=" events", disable=not progress)
+        stack.callback(bar.close)
         run.start()
         live = set(run.sources)
         run.record()
         now = time.monotonic()
         next_flush = now + settings.flush_seconds
         next_analyze = now + settings.analyze_seconds if settings.analyze_seconds else None
-        next_record = now + RECORD_EVERY_S
+        next_record, next_show = now + RECORD_EVERY_S, now
         deadline = began + duration if duration is not None else None
         while live:
             now = time.monotonic()
+            if now >= next_show:
+                _show(bar, run)
+                next_show = now + 1.0
             if deadline is not None and now >= deadline:
                 stop.set()
             due = [t for t in (next_flush, next_analyze, deadline) if t is not None]
@@ -418,6 +426,16 @@ def run_stream(
         )
     _log(run.report)
     return run.report
+
+
+def _show(bar: tqdm, run: _Stream) -> None:
+    """The progress bar: every event read, and what became of the posts."""
+    sources = run.report.sources.values()
+    bar.update(sum(source.stats.events for source in run.sources.values()) - bar.n)
+    bar.set_postfix(
+        landed=sum(s.new for s in sources), waiting=run.waiting,
+        deleted=sum(s.deleted for s in sources), refresh=False,
+    )
 
 
 def _analyze(
