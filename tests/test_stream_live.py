@@ -40,6 +40,16 @@ def start(config: Path, *args: str) -> subprocess.Popen:
     )
 
 
+def stream_for(config: Path, seconds: int) -> None:
+    """`python -m flows stream --duration`, to its end: it flushes and exits 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", "flows", "stream", "--config", str(config),
+         "--duration", str(seconds)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def wait_for(condition, timeout: float = 60.0, what: str = "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -75,7 +85,8 @@ def uri_id(n: int) -> str:
 
 @pytest.fixture
 def network():
-    with FakeJetstream() as jetstream, FakeAppView({did(a): f"a{a}.test" for a in range(4)}) as appview:
+    profiles = {did(a): f"a{a}.test" for a in range(4)}
+    with FakeJetstream() as jetstream, FakeAppView(profiles) as appview:
         yield jetstream, appview
 
 
@@ -119,11 +130,7 @@ def test_ctrl_c_flushes_what_waits_and_duration_exits_0(tmp_path, network):
     assert process.returncode == 130, out
     assert sorted(lake_ids(tmp_path)) == sorted(uri_id(n) for n in range(1, 6))
     # the next run resumes from the cursor the flush saved, and ends by itself
-    done = subprocess.run(
-        [sys.executable, "-m", "flows", "stream", "--config", str(config), "--duration", "2"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    stream_for(config, 2)
     assert "cursor" in jetstream.connections[-1]
     assert len(lake_ids(tmp_path)) == 5
 
@@ -146,11 +153,7 @@ def test_kill_9_then_a_restart_loses_nothing_and_duplicates_nothing(tmp_path):
             process.kill()
         landed = len(lake_ids(tmp_path))
         assert 20 <= landed < 120  # killed in the middle
-        done = subprocess.run(
-            [sys.executable, "-m", "flows", "stream", "--config", str(config), "--duration", "8"],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
+        stream_for(config, 8)
     ids = lake_ids(tmp_path)
     assert len(ids) == len(set(ids)) == 120
 
@@ -169,9 +172,5 @@ def test_killed_before_its_first_flush_the_restart_replays_from_the_start(tmp_pa
         process.kill()
     assert lake_ids(tmp_path) == []  # nothing had landed: the buffer died with the process
     jetstream.publish(tagged(11))  # while it was down
-    done = subprocess.run(
-        [sys.executable, "-m", "flows", "stream", "--config", str(config), "--duration", "3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    stream_for(config, 3)
     assert sorted(lake_ids(tmp_path)) == sorted(uri_id(n) for n in range(1, 12))

@@ -312,20 +312,21 @@ class LakeWriter:
         result = WriteResult(received=posts.num_rows)
         if posts.num_rows == 0:
             return result
-        self._start()
         posts = posts.cast(POST_SCHEMA) if not posts.schema.equals(POST_SCHEMA) else posts
         # Two writers may fill one partition at once (a stream and the polling source of the
         # same network): each source's partitions are written by one writer at a time, which
-        # first takes in the files listed since it last looked.
+        # first reads the manifest, or takes in the files listed since it last read it.
         with ExitStack() as held:
             for source in sorted(pc.unique(posts.column("source")).to_pylist()):
                 held.enter_context(self.lake.lock(f"posts-{source}"))
-            self._catch_up()
+            if self._listed is None:
+                self._start()
+            else:
+                self._catch_up(self._listed)
             return self._write(posts, result)
 
-    def _catch_up(self) -> None:
-        """Add the posts of files listed by other writers since this one started to its view."""
-        listed = self._start()
+    def _catch_up(self, listed: set[str]) -> None:
+        """Add the posts of files listed by other writers since this one looked to its view."""
         added = set(self.lake.manifest()) - listed
         listed |= added
         for (source, day), seen in self._seen.items():

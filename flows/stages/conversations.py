@@ -56,9 +56,10 @@ def period_end(warehouse: Warehouse, hashtag: str) -> datetime:
 
 def window_posts(
     warehouse: Warehouse, hashtag: str, start: datetime, end: datetime, encoder: Encoder
-) -> tuple[pa.Table, np.ndarray]:
-    """The window's posts (not reposts, not empty) and their int8 embeddings, in post order;
-    the embeddings missing from ``post_embeddings`` are computed and stored."""
+) -> tuple[pa.Table, np.ndarray, int]:
+    """The window's posts (not reposts, not empty; a sample of `MAX_POSTS` of a larger window)
+    and their int8 embeddings, in post order, and how many posts the window holds; the
+    embeddings missing from ``post_embeddings`` are computed and stored."""
     posts = warehouse.query(
         f"""SELECT e.post_id, e.text, e.url, e.sentiment, e.engagement, v.embedding
         FROM (SELECT * FROM posts_enriched WHERE {_IN_WINDOW}) AS e
@@ -66,7 +67,8 @@ def window_posts(
         ORDER BY e.created_at, e.post_id""",
         [hashtag, start, end, EMBEDDING_MODEL_ID],
     )
-    if posts.num_rows > MAX_POSTS:  # the same sample each time: no post embedded in vain
+    total = posts.num_rows
+    if total > MAX_POSTS:  # the same sample each time: no post embedded in vain
         ids = posts.column("post_id").to_pylist()
         keep = np.argsort([zlib.crc32(i.encode()) for i in ids], kind="stable")[:MAX_POSTS]
         posts = posts.take(np.sort(keep))
@@ -88,7 +90,7 @@ def window_posts(
         for i, vector in zip(missing, vectors):
             stored[i] = vector.tobytes()
     vectors = np.frombuffer(b"".join(stored), np.int8).reshape(len(stored), DIMENSIONS)
-    return posts.drop_columns(["embedding"]), vectors
+    return posts.drop_columns(["embedding"]), vectors, total
 
 
 def _share(posts: pa.Table, members: np.ndarray, label: str) -> float | None:
@@ -184,13 +186,13 @@ def update_conversations(warehouse: Warehouse, hashtag: str, encoder: Encoder) -
     total = window_size(warehouse, hashtag, start, end)
     if counted is not None and total < counted * (1 + RECOMPUTE_GROWTH):
         return found
-    total_before = window_size(warehouse, hashtag, before, start)
-    clusters = []
+    clusters, totals = [], []
     for a, b in ((before, start), (start, end)):
-        posts, vectors = window_posts(warehouse, hashtag, a, b, encoder)
+        posts, vectors, total = window_posts(warehouse, hashtag, a, b, encoder)
         clusters.append(cluster(vectors, posts.column("text").to_pylist(), [hashtag]))
+        totals.append(total)
     rows = conversation_rows(
-        hashtag, start, end, posts, vectors, clusters[1], clusters[0], (total, total_before)
+        hashtag, start, end, posts, vectors, clusters[1], clusters[0], (totals[1], totals[0])
     )
     warehouse.load_conversations(rows)
     return len(clusters[1])

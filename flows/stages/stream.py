@@ -149,14 +149,14 @@ class _Held:
 
     def by_author(self, source: str, author: str) -> list[str]:
         """The ids of the held posts of `author` (a post_id prefix, `_author`)."""
+        ids = None
         if source not in self._authors:
-            authors = pc.replace_substring_regex(
-                self.lake.post_ids(source), pattern=_AUTHOR, replacement=r"\1"
-            )
+            ids = self.lake.post_ids(source)
+            authors = pc.replace_substring_regex(ids, pattern=_AUTHOR, replacement=r"\1")
             self._authors[source] = set(pc.unique(authors).to_pylist())
         if author not in self._authors[source]:
             return []
-        ids = self.lake.post_ids(source)
+        ids = self.lake.post_ids(source) if ids is None else ids
         return ids.filter(pc.starts_with(ids, author)).to_pylist()
 
     def holds(self, source: str, post_ids: list[str]) -> np.ndarray:
