@@ -22,7 +22,8 @@ from dashboard import WAREHOUSE_ENV, health, live, queries
 from dashboard.queries import Filters, Query
 from flows.schema import SENTIMENT_LABELS
 from flows.settings import ConfigError, parse_warehouse_url
-from flows.warehouse.base import Warehouse, WarehouseError
+from flows.warehouse.base import Warehouse
+from flows.warehouse.errors import WarehouseError
 from flows.warehouse.open import open_warehouse
 
 CACHE_TTL = 30  # seconds: new loads show up within this, and a busy page stays cheap

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from dashboard import queries
-from flows.warehouse.base import Warehouse, WarehouseError
+from flows.warehouse.base import Warehouse
+from flows.warehouse.errors import WarehouseError
 
 REFRESH_S = 15  # how often a page checks for news while a stream runs
 HEARTBEAT_S = 180  # three missed heartbeats of ~60 s: the stream is gone

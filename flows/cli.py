@@ -193,8 +193,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         print(f"Run `{_program()} analyze` to show the new counts on the dashboard.")
         return 1 if any(r.run.status == "failed" for r in reports) else 0
     if args.command == "classify":
-        from flows.nlp.registry import load_backend
         from flows.nlp.classify import classify_file
+        from flows.nlp.registry import load_backend
 
         backend = load_backend(
             args.backend or config.pipeline.nlp_backend,
@@ -244,8 +244,6 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
 
 def _stream(config: Config, args: argparse.Namespace) -> int:
-    import signal
-
     from flows.orchestration.blocks import gcp_auth
     from flows.orchestration.notify import alert_sender
     from flows.stages.stream import run_stream, stream_markdown
@@ -308,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from flows.lake.lock import LakeBusy
     from flows.nlp.backend import BackendUnavailable
-    from flows.warehouse.base import WarehouseError
+    from flows.warehouse.errors import WarehouseError
 
     try:
         return _dispatch(args, config)

@@ -24,7 +24,7 @@ from google.auth.credentials import AnonymousCredentials  # noqa: E402
 from dashboard import queries  # noqa: E402
 from flows.lake.lake import Lake  # noqa: E402
 from flows.lake.runs import CollectionRun, RunLog  # noqa: E402
-from flows.warehouse.base import WarehouseError  # noqa: E402
+from flows.warehouse.errors import WarehouseError  # noqa: E402
 from flows.schema import CONVERSATION_SCHEMA, posts_table  # noqa: E402
 from flows.warehouse.bigquery_warehouse import BigQueryWarehouse, bigquery_schema  # noqa: E402
 from flows.warehouse.open import open_warehouse  # noqa: E402

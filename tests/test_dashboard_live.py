@@ -121,7 +121,7 @@ def test_durations_read_as_people_say_them():
 def _tick_on_a_held_warehouse() -> None:
     """A timed rerun of the indicator while a load holds the warehouse (an AppTest script)."""
     from dashboard import live
-    from flows.warehouse.base import WarehouseLockedError
+    from flows.warehouse.errors import WarehouseLockedError
 
     class Held:
         def query(self, sql, params=None):

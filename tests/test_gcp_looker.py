@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from flows.warehouse.errors import WarehouseError
 from flows.warehouse.looker import REPORT_VIEWS, bigquery_location, looker_url
-from flows.warehouse.base import WarehouseError
 from flows.warehouse.views import VIEW_NAMES
 
 ROOT = Path(__file__).parent.parent

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pytest
 
 from flows.schema import CONVERSATION_SCHEMA, NLP_SCHEMA, posts_table
-from flows.warehouse.base import WarehouseError, WarehouseLockedError
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
+from flows.warehouse.errors import WarehouseError, WarehouseLockedError
 from flows.warehouse.open import open_warehouse
 from flows.warehouse.tables import POST_NLP, TABLES, TableSpec, create_table_sql
 from flows.warehouse.tables import POSTS as POSTS_TABLE

@@ -1,4 +1,4 @@
-"""What every warehouse engine does (`Warehouse`), and the errors it raises."""
+"""What every warehouse engine does (`Warehouse`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,16 @@ from typing import Protocol
 
 import pyarrow as pa
 
-
-class WarehouseError(Exception):
-    """A warehouse URL is wrong, or the warehouse refused an operation."""
-
-
-class WarehouseLockedError(WarehouseError):
-    """Another process held the warehouse for longer than the lock timeout."""
+from flows.warehouse.tables import (
+    COLLECTION_RUNS,
+    CONVERSATIONS,
+    POST_DELETIONS,
+    POST_EMBEDDINGS,
+    POST_METRICS,
+    POST_NLP,
+    POSTS,
+    TableSpec,
+)
 
 
 class Warehouse(Protocol):
@@ -26,41 +29,46 @@ class Warehouse(Protocol):
 
     url: str
 
+    def load(self, table: TableSpec, rows: pa.Table, files: Sequence[str] = ()) -> int:
+        """Merge `rows` into `table` on its key (an engine's one load; the typed loads below
+        name the table). Returns the number of rows inserted."""
+        ...
+
     def load_posts(self, posts: pa.Table, files: Sequence[str] = ()) -> int:
         """Merge POST_SCHEMA rows on ``post_id``: insert new posts, refresh the counters of
         known ones from a newer collection. Returns the number of posts inserted.
 
         `files`, when given, are the lake files that hold exactly these rows: a warehouse that
         reads them itself (BigQuery, from ``gs://``) loads them instead of `posts`."""
-        ...
+        return self.load(POSTS, posts, files)
 
     def load_nlp(self, results: pa.Table) -> int:
         """Merge NLP_SCHEMA rows on ``(post_id, model_id)``. Returns the number inserted."""
-        ...
+        return self.load(POST_NLP, results)
 
     def load_runs(self, runs: pa.Table) -> int:
         """Merge COLLECTION_RUN_SCHEMA rows on ``(run_id, source)``; a later record of a run
         (a retry's) replaces it. Returns the number inserted."""
-        ...
+        return self.load(COLLECTION_RUNS, runs)
 
     def load_metrics(self, metrics: pa.Table) -> int:
         """Merge POST_METRICS_SCHEMA snapshots on ``(post_id, observed_at)``. Returns the number
         inserted."""
-        ...
+        return self.load(POST_METRICS, metrics)
 
     def load_deletions(self, deletions: pa.Table) -> int:
         """Merge POST_DELETION_SCHEMA rows on ``post_id``; every view leaves those posts out.
         Returns the number inserted."""
-        ...
+        return self.load(POST_DELETIONS, deletions)
 
     def load_embeddings(self, embeddings: pa.Table) -> int:
         """Merge EMBEDDING_SCHEMA rows on ``(post_id, model_id)``. Returns the number inserted."""
-        ...
+        return self.load(POST_EMBEDDINGS, embeddings)
 
     def load_conversations(self, conversations: pa.Table) -> int:
         """Append CONVERSATION_SCHEMA rows (one computation of a window; loading the same rows
         again changes nothing). Returns the number inserted."""
-        ...
+        return self.load(CONVERSATIONS, conversations)
 
     def analysed_ids(self, post_ids: Sequence[str], model_id: str) -> set[str]:
         """Those of `post_ids` that already have a result from `model_id`."""

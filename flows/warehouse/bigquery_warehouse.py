@@ -19,19 +19,17 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
+import google.auth.exceptions
 import pyarrow as pa
 import pyarrow.parquet as pq
-import google.auth.exceptions
 import sqlglot
 from google.api_core import exceptions as google_errors
 from google.cloud import bigquery
 
-from flows.warehouse.base import Warehouse, WarehouseError
+from flows.warehouse.base import Warehouse
+from flows.warehouse.errors import WarehouseError
 from flows.warehouse.tables import (
     COLLECTION_RUNS,
-    CONVERSATIONS,
-    POST_DELETIONS,
-    POST_EMBEDDINGS,
     POST_METRICS,
     POST_NLP,
     POSTS,
@@ -278,7 +276,7 @@ class BigQueryWarehouse(Warehouse):
         )
         return inserted
 
-    def _load(self, spec: TableSpec, rows: pa.Table, files: Sequence[str] = ()) -> int:
+    def load(self, spec: TableSpec, rows: pa.Table, files: Sequence[str] = ()) -> int:
         rows = spec.conform(rows)
         if rows.num_rows == 0:
             return 0
@@ -288,27 +286,6 @@ class BigQueryWarehouse(Warehouse):
                 return self._merge(spec, staging)
             finally:
                 self.client.delete_table(self.table_id(staging), not_found_ok=True)
-
-    def load_posts(self, posts: pa.Table, files: Sequence[str] = ()) -> int:
-        return self._load(POSTS, posts, files)
-
-    def load_nlp(self, results: pa.Table) -> int:
-        return self._load(POST_NLP, results)
-
-    def load_runs(self, runs: pa.Table) -> int:
-        return self._load(COLLECTION_RUNS, runs)  # a few rows: one upload, not the lake files
-
-    def load_metrics(self, metrics: pa.Table) -> int:
-        return self._load(POST_METRICS, metrics)
-
-    def load_deletions(self, deletions: pa.Table) -> int:
-        return self._load(POST_DELETIONS, deletions)
-
-    def load_embeddings(self, embeddings: pa.Table) -> int:
-        return self._load(POST_EMBEDDINGS, embeddings)
-
-    def load_conversations(self, conversations: pa.Table) -> int:
-        return self._load(CONVERSATIONS, conversations)
 
     # ------------------------------------------------------------------ reads
     def _run(self, sql: str, parameters: list, doing: str) -> pa.Table:

@@ -19,15 +19,9 @@ import duckdb
 import pyarrow as pa
 import tenacity
 
-from flows.warehouse.base import Warehouse, WarehouseError, WarehouseLockedError
+from flows.warehouse.base import Warehouse
+from flows.warehouse.errors import WarehouseError, WarehouseLockedError
 from flows.warehouse.tables import (
-    COLLECTION_RUNS,
-    CONVERSATIONS,
-    POST_DELETIONS,
-    POST_EMBEDDINGS,
-    POST_METRICS,
-    POST_NLP,
-    POSTS,
     TABLES,
     TableSpec,
     add_column_sql,
@@ -115,7 +109,8 @@ class DuckDBWarehouse(Warehouse):
         # The last try falls on the timeout, not up to a pause after it.
         return max(0.0, min(_BACKOFF(state), self.lock_timeout - state.seconds_since_start))
 
-    def _load(self, table: TableSpec, rows: pa.Table) -> int:
+    def load(self, table: TableSpec, rows: pa.Table, files: Sequence[str] = ()) -> int:
+        # the rows are in memory already: `files` adds nothing
         staged = table.conform(rows)
         if staged.num_rows == 0:
             return 0
@@ -127,27 +122,6 @@ class DuckDBWarehouse(Warehouse):
             inserted = _count(con, table.name) - before
             con.execute("COMMIT")
         return inserted
-
-    def load_posts(self, posts: pa.Table, files: Sequence[str] = ()) -> int:
-        return self._load(POSTS, posts)  # the rows are in memory already: `files` adds nothing
-
-    def load_nlp(self, results: pa.Table) -> int:
-        return self._load(POST_NLP, results)
-
-    def load_runs(self, runs: pa.Table) -> int:
-        return self._load(COLLECTION_RUNS, runs)
-
-    def load_metrics(self, metrics: pa.Table) -> int:
-        return self._load(POST_METRICS, metrics)
-
-    def load_deletions(self, deletions: pa.Table) -> int:
-        return self._load(POST_DELETIONS, deletions)
-
-    def load_embeddings(self, embeddings: pa.Table) -> int:
-        return self._load(POST_EMBEDDINGS, embeddings)
-
-    def load_conversations(self, conversations: pa.Table) -> int:
-        return self._load(CONVERSATIONS, conversations)
 
     def analysed_ids(self, post_ids: Sequence[str], model_id: str) -> set[str]:
         if len(post_ids) == 0:  # also a pyarrow or numpy array, whose truth is ambiguous

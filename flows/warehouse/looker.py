@@ -17,7 +17,7 @@ from contextlib import suppress
 from urllib.parse import quote, urlencode
 
 from flows.settings import ConfigError, parse_warehouse_url
-from flows.warehouse.base import WarehouseError
+from flows.warehouse.errors import WarehouseError
 
 CREATE_URL = "https://lookerstudio.google.com/reporting/create"
 

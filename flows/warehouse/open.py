@@ -9,7 +9,8 @@ Example:
 from __future__ import annotations
 
 from flows.settings import ConfigError, parse_warehouse_url
-from flows.warehouse.base import Warehouse, WarehouseError
+from flows.warehouse.base import Warehouse
+from flows.warehouse.errors import WarehouseError
 
 
 def open_warehouse(url: str, *, credentials: object | None = None, location: str = "") -> Warehouse:

@@ -24,7 +24,7 @@ from flows.schema import (
     POST_METRICS_SCHEMA,
     POST_SCHEMA,
 )
-from flows.warehouse.base import WarehouseError
+from flows.warehouse.errors import WarehouseError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from conftest import EchoBackend, make_posts
 from flows.config import load_config
 from flows.lake.lake import Lake
 from flows.stages import analyze as analyze_stage
-from flows.warehouse.base import WarehouseLockedError
+from flows.warehouse.errors import WarehouseLockedError
 from flows.warehouse.duckdb_warehouse import DuckDBWarehouse
 
 SAMPLE = {"posts": 1000, "batch_size": 100}
@@ -163,7 +163,7 @@ def test_a_full_disk_under_the_warehouse_is_a_warehouse_error_and_the_next_run_f
     )
     assert (tmp_path / "first.rc").read_text().strip() == "1"
     error = (tmp_path / "first.err").read_text().splitlines()[-1]
-    assert error.startswith(f"flows.warehouse.base.WarehouseError: {tmp_path}/disk/w.duckdb: ")
+    assert error.startswith(f"flows.warehouse.errors.WarehouseError: {tmp_path}/disk/w.duckdb: ")
     assert error.endswith("No space left on device")
 
     lake = Lake(str(tmp_path / "lake"))
