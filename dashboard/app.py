@@ -361,8 +361,13 @@ def authors_table(frame: pd.DataFrame) -> None:
     )
 
 
-def posts_table(frame: pd.DataFrame) -> None:
-    st.subheader("Top posts")
+def post_grid(frame: pd.DataFrame, columns: dict) -> None:
+    """A grid of posts, one a row, that shows them all without an inner scrollbar.
+
+    Args:
+        frame: the posts, with their ``counts_at`` and ``url`` columns.
+        columns: how to show the other columns (Streamlit column configuration).
+    """
     # A row over 4rem lets the grid wrap the post's text over three lines.
     row_height = 72
     st.dataframe(
@@ -371,6 +376,18 @@ def posts_table(frame: pd.DataFrame) -> None:
         height=table_height(len(frame), row_height),
         row_height=row_height,
         column_config={
+            **columns,
+            "counts_at": COUNTS_AT,
+            "url": st.column_config.LinkColumn("Link", display_text="Open ↗", width=65),
+        },
+    )
+
+
+def posts_table(frame: pd.DataFrame) -> None:
+    st.subheader("Top posts")
+    post_grid(
+        frame,
+        {
             "created_at": st.column_config.DatetimeColumn(
                 "Posted", format="D MMM YYYY, HH:mm", timezone="UTC", width=120
             ),
@@ -384,8 +401,6 @@ def posts_table(frame: pd.DataFrame) -> None:
                 width=95,
             ),
             "like_count": st.column_config.NumberColumn("Likes", format="localized", width=60),
-            "counts_at": COUNTS_AT,
-            "url": st.column_config.LinkColumn("Link", display_text="Open ↗", width=65),
         },
     )
 
@@ -398,13 +413,9 @@ def rising_table(frame: pd.DataFrame) -> None:
             "`python -m flows refresh`, then `analyze`, reads the counters again."
         )
         return
-    row_height = 72
-    st.dataframe(
+    post_grid(
         frame,
-        hide_index=True,
-        height=table_height(len(frame), row_height),
-        row_height=row_height,
-        column_config={
+        {
             "created_at": st.column_config.DatetimeColumn(
                 "Posted", format="D MMM, HH:mm", timezone="UTC", width=100
             ),
@@ -420,8 +431,6 @@ def rising_table(frame: pd.DataFrame) -> None:
             "engagement": st.column_config.NumberColumn(
                 "Engagement", format="localized", width=90
             ),
-            "counts_at": COUNTS_AT,
-            "url": st.column_config.LinkColumn("Link", display_text="Open ↗", width=65),
         },
     )
 

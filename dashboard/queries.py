@@ -27,8 +27,12 @@ class Filters:
     hashtags: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()
 
-    def where(self) -> tuple[str, tuple]:
-        """A ``WHERE`` clause over the views' dimension columns, and its parameters."""
+    def where(self, *also: str) -> tuple[str, tuple]:
+        """A ``WHERE`` clause over the views' dimension columns, and its parameters.
+
+        Args:
+            *also: fixed conditions (SQL without parameters) that rows must meet as well.
+        """
         clauses: list[str] = []
         params: list = []
         if self.start is not None:
@@ -45,7 +49,12 @@ class Filters:
             if values:
                 clauses.append(f"{column} IN ({', '.join('?' for _ in values)})")
                 params.extend(values)
+        clauses.extend(also)
         return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), tuple(params)
+
+
+# The post lists leave reposts out: a repost repeats another post's text and counters.
+_ORIGINAL = "COALESCE(is_repost, FALSE) = FALSE"
 
 
 def _count(label: str) -> str:
@@ -160,9 +169,7 @@ def top_authors(filters: Filters, limit: int) -> Query:
 
 def top_posts(filters: Filters, limit: int) -> Query:
     """The original posts (reposts left out) that drew the most engagement."""
-    where, params = filters.where()
-    not_repost = "COALESCE(is_repost, FALSE) = FALSE"
-    where = f"{where} AND {not_repost}" if where else f"WHERE {not_repost}"
+    where, params = filters.where(_ORIGINAL)
     sql = f"""
         SELECT
             created_at, author_handle, text, sentiment, engagement, like_count, counts_at, url
@@ -177,9 +184,7 @@ def rising_posts(filters: Filters, limit: int) -> Query:
     """The posts of the last 24 hours gaining engagement fastest (per hour, between their two
     newest readings); reposts left out, as in the top posts. The date filter does not apply:
     "now" is now."""
-    where, params = replace(filters, start=None, end=None).where()
-    keep = "COALESCE(is_repost, FALSE) = FALSE AND gained > 0"
-    where = f"{where} AND {keep}" if where else f"WHERE {keep}"
+    where, params = replace(filters, start=None, end=None).where(_ORIGINAL, "gained > 0")
     sql = f"""
         SELECT
             created_at, author_handle, text, gain_per_hour, gained, engagement, counts_at, url
