@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NONE
 
 from flows.config import Config, load_config
 from flows.orchestration.blocks import gcp_auth
 from flows.orchestration.notify import alert_sender, publish_weekly_digest
 from flows.orchestration.prefect_ui import ProgressArtifact, show_logs_in_ui
+from flows.orchestration.retries import retried_task
 from flows.stages.analyze import AnalyzeReport, analyze
 from flows.stages.reports import analyze_markdown
 
 
-@task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE)
+@retried_task()
 def analyze_task(config: Config) -> AnalyzeReport:
     """A retry picks up the files the failed try did not mark as loaded; MERGE absorbs overlap."""
     progress = ProgressArtifact("gcs-to-bq-progress", "posts analysed")
@@ -23,7 +23,7 @@ def analyze_task(config: Config) -> AnalyzeReport:
     )
 
 
-@task(retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE)
+@retried_task()
 def digest_task(config: Config) -> bool:
     """Once a week (kept in the lake): the digest as an artifact, sent when [alerts] digest."""
     return publish_weekly_digest(config, gcp_auth(config), alert_sender(config))

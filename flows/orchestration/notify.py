@@ -4,6 +4,7 @@ artifact of the scheduled analysis. Prefect is imported when used, so that the C
 from __future__ import annotations
 
 from flows.config import Config
+from flows.orchestration.blocks import load_block
 from flows.settings import ConfigError
 from flows.stages.alerts import SendError, Sender, env_sender
 from flows.stages.digest import build_digest, due_digest, mark_published, send_digest, to_markdown
@@ -15,14 +16,13 @@ def block_sender(name: str) -> Sender:
     from prefect.blocks.abstract import NotificationBlock
     from prefect.blocks.core import Block
 
-    try:
-        block = Block.load(name)
-    except ValueError as exc:  # Prefect's "Unable to find block document named ..."
-        raise ConfigError(
-            f"[alerts] block = {name!r}: no such block on the Prefect server (PREFECT_API_URL). "
-            "Create it in the UI (Blocks → Slack Webhook, say) or with its class's .save(), or "
-            "empty the key."
-        ) from exc
+    block = load_block(
+        Block,
+        name,
+        "[alerts] block",
+        "Create it in the UI (Blocks → Slack Webhook, say) or with its class's .save(), or "
+        "empty the key.",
+    )
     if not isinstance(block, NotificationBlock):
         raise ConfigError(
             f"[alerts] block = {name!r} is a {type(block).__name__}, not a notification block: "

@@ -19,8 +19,8 @@ ARTIFACT_KEY = "stream-counts"
 def stream_flow(config_path: str | None = None, minutes: float = 55.0) -> StreamReport | None:
     """Stream `[stream] sources` for `minutes`, then flush and record; counts as an artifact.
 
-    Without `[stream] sources` it logs so and ends. No retries: a stream that stops early has flushed what it had, and the next hourly run
-    resumes from the saved cursors.
+    Without `[stream] sources` it logs so and ends. No retries: a stream that stops early has
+    flushed what it had, and the next hourly run resumes from the saved cursors.
     """
     show_logs_in_ui()
     config = load_config(config_path)

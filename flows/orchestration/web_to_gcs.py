@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
 
 from flows.config import Config, load_config
 from flows.orchestration.blocks import gcp_auth
 from flows.orchestration.prefect_ui import show_logs_in_ui
+from flows.orchestration.retries import retried_task
 from flows.stages.collect import SourceReport, check_sources, collect_source
 from flows.stages.reports import collect_markdown
 from flows.stages.stores import open_lake
 
 
-@task(
-    retries=3, retry_delay_seconds=[5, 30, 120], cache_policy=NONE, task_run_name="collect-{name}"
-)
+@retried_task(task_run_name="collect-{name}")
 def collect_source_task(config: Config, name: str, run_id: str) -> SourceReport:
     """One source into the lake; a retry resumes from the cursor the failed try saved."""
     return collect_source(config, name, run_id, lake=open_lake(config, gcp_auth(config)))
