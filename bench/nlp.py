@@ -15,14 +15,15 @@ in one run:
 (d) the whole tweetnlp backend as ``analyze`` runs it: this model and a topic model of the same
     size, the gazetteer's entities and the result rows, through ``classify_texts``.
 
-The last line is one JSON object: device, precision, baseline_posts_per_s, engine_posts_per_s,
-speedup, bound_posts_per_s, efficiency (engine / bound), fp32_bound_posts_per_s, of_fp32_bound
-(engine / fp32 bound), cpu_side_posts_per_s (preprocessing and tokenization alone, in the engine's
+The last line is one JSON object: device, cpu_kernels (PyTorch's: AVX2, AVX512...), precision,
+baseline_posts_per_s, engine_posts_per_s, speedup, bound_posts_per_s, efficiency (engine / bound),
+fp32_bound_posts_per_s, of_fp32_bound (engine / fp32 bound), cpu_side_posts_per_s (preprocessing and tokenization alone, in the engine's
 worker processes where it has them: what a GPU waits for) and backend_posts_per_s (d).
 
     python -m bench.nlp --device cpu              # ~4 minutes on 2 cores
     python -m bench.nlp --device cuda             # one GPU
     python -m bench.nlp --device cpu --precision fp32 --posts 256
+    python -m bench.nlp --device cpu --precision fp32 --isa avx2   # an AVX2 CPU's code paths
     python -m bench.nlp --device cuda --profile   # and the top kernels, how busy the GPU is
 """
 
@@ -32,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import sys
 import tempfile
 import time
 import warnings
@@ -47,6 +49,12 @@ DEFAULTS = {"cpu": (512, 64), "cuda": (200_000, 1000)}  # (engine posts, baselin
 # Tokens per batch the bound's matrix multiply is timed at; the best counts. A CPU is fastest at a
 # thousand or two (at 4,096 the operands outgrow its caches: 10% slower), a GPU at the largest.
 BOUND_TOKENS = {"cpu": (512, 1024, 2048, 4096), "cuda": (4096, 16384, 65536)}
+# What limits MKL, oneDNN and PyTorch's own kernels to an older instruction set: `--isa avx2`
+# measures the default VM's (AVX2) code paths on an AVX-512 CPU.
+ISA_ENVIRONMENT = {
+    "avx2": {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+             "ATEN_CPU_CAPABILITY": "avx2"},
+}
 WORDS = (
     "data pipeline dbt airflow dagster kafka spark duckdb bigquery warehouse lake love hate great "
     "awful broken fixed release today tomorrow team query model cost fast slow why how really the "
@@ -148,7 +156,18 @@ def start_run(
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--posts", type=int, default=None, help="texts through the fast path")
     parser.add_argument("--baseline-posts", type=int, default=None, help="texts one at a time")
+    parser.add_argument(
+        "--isa", choices=sorted(ISA_ENVIRONMENT), default=None,
+        help="run as on a CPU with only these instructions (a newer CPU measures an older one's "
+        "code paths: MKL, oneDNN and PyTorch's kernels are told to use no more)",
+    )
     args = parser.parse_args()
+    if args.isa and any(os.environ.get(k) != v for k, v in ISA_ENVIRONMENT[args.isa].items()):
+        # the libraries read these when they load: start again with them set
+        os.environ.update(ISA_ENVIRONMENT[args.isa])
+        spec = sys.modules["__main__"].__spec__
+        again = ["-m", spec.name] if spec else [sys.argv[0]]
+        os.execv(sys.executable, [sys.executable, *again, *sys.argv[1:]])
     posts, baseline_posts = defaults[args.device]
     posts, baseline_posts = args.posts or posts, args.baseline_posts or baseline_posts
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -196,7 +215,8 @@ def run(args: argparse.Namespace, texts: list[str], posts: int, folder: Path) ->
     tokens = np.array([len(ids) for ids in classifier.tokenizer(texts[:posts], truncation=True,
                                                                  max_length=128)["input_ids"]])
     print(
-        f"{args.device}, {torch.get_num_threads()} threads; {posts:,} texts of {tokens.mean():.1f} "
+        f"{args.device} ({torch.backends.cpu.get_cpu_capability()} kernels), "
+        f"{torch.get_num_threads()} threads; {posts:,} texts of {tokens.mean():.1f} "
         f"tokens on average ({tokens.min()}-{tokens.max()}); load average {os.getloadavg()[0]:.2f}"
     )
 
@@ -277,6 +297,7 @@ def run(args: argparse.Namespace, texts: list[str], posts: int, folder: Path) ->
         json.dumps(
             {
                 "device": args.device,
+                "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
                 "precision": precision,
                 "baseline_posts_per_s": round(baseline_rate, 2),
                 "engine_posts_per_s": round(engine_rate, 2),
