@@ -17,8 +17,9 @@ in one run:
 
 The last line is one JSON object: device, cpu_kernels (PyTorch's: AVX2, AVX512...), precision,
 baseline_posts_per_s, engine_posts_per_s, speedup, bound_posts_per_s, efficiency (engine / bound),
-fp32_bound_posts_per_s, of_fp32_bound (engine / fp32 bound), cpu_side_posts_per_s (preprocessing and tokenization alone, in the engine's
-worker processes where it has them: what a GPU waits for) and backend_posts_per_s (d).
+fp32_bound_posts_per_s, of_fp32_bound (engine / fp32 bound), cpu_side_posts_per_s (preprocessing
+and tokenization alone, in the engine's worker processes where it has them: what a GPU waits for)
+and backend_posts_per_s (d).
 
     python -m bench.nlp --device cpu              # ~4 minutes on 2 cores
     python -m bench.nlp --device cuda             # one GPU

@@ -20,13 +20,13 @@ path it can:
 CPU precision, chosen by measurement: speed with a roberta-base classifier on texts of about 40
 tokens (``bench/nlp.py``), labels with classifiers of trained weights (``bench/precision.py``);
 the figures are in docs/nlp.md. fp32 in sorted batches reaches 80-90% of the fp32
-matrix-multiply bound, by machine (12.8 posts/s on 2 AVX2 cores, 23-24.5 on 2 AVX-512 cores). On a CPU with bf16 instructions
-(AVX-512 BF16 or AMX: ``torch.ops.mkldnn._is_mkldnn_bf16_supported()``), bf16 autocast runs 1.6-1.9
-times as fast and keeps >99% of a trained classifier's labels, so ``auto`` takes it there;
-elsewhere bf16 would run ten times slower than fp32, so ``auto`` is fp32 and ``bf16`` is refused.
-Dynamic int8 (``torch.ao``) is not offered: 9% faster than fp32 on AVX2, and it moved 13% of a
-trained classifier's sentiment labels. ONNX Runtime ran slower than fp32 on AVX2 (5.9 posts/s;
-int8 11.0).
+matrix-multiply bound, by machine (12.8 posts/s on 2 AVX2 cores, 23-24.5 on 2 AVX-512 cores). On
+a CPU with bf16 instructions (AVX-512 BF16 or AMX:
+``torch.ops.mkldnn._is_mkldnn_bf16_supported()``), bf16 autocast runs 1.6-1.9 times as fast
+and keeps >99% of a trained classifier's labels, so ``auto`` takes it there; elsewhere bf16
+would run ten times slower than fp32, so ``auto`` is fp32 and ``bf16`` is refused. Dynamic int8
+(``torch.ao``) is not offered: 9% faster than fp32 on AVX2, and it moved 13% of a trained
+classifier's sentiment labels. ONNX Runtime ran slower than fp32 on AVX2 (5.9 posts/s; int8 11.0).
 """
 
 from __future__ import annotations
